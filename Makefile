@@ -1,0 +1,35 @@
+# kl_rl — set-up and everyday commands. `make train ENV=halfcheetah` and `make test` work on a
+# fresh machine: both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ENV ?= halfcheetah
+STEPS ?= 50000
+SEED ?= 0
+ARGS ?=
+
+.PHONY: install train test bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+train: install
+	$(VENV)/bin/kl-rl train --env $(ENV) --total-steps $(STEPS) --seed $(SEED) $(ARGS)
+
+test: install
+	$(PY) -m pytest -q tests
+
+bench: install
+	$(PY) benchmarks/throughput.py $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,111 @@
+"""Configuration: a static ``TrainConfig`` (shapes and counts, baked into the compiled program)
+and an ``HParams`` pytree of floats that a sweep may vmap over.
+
+Defaults follow the reference implementation (DESIGN.md): lr 3e-4, gamma 0.99, tau 5e-3,
+2x256 networks, batch 256, replay 1e6, log-std clamped to [-20, 2].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+from flax import struct
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Static settings of one training program. Changing any of them recompiles."""
+
+    env: str = "halfcheetah"
+    """Environment name (see ``kl_rl.envs.ENV_NAMES``)."""
+    num_envs: int = 16
+    """Environments stepped in parallel with ``jax.vmap``."""
+    episode_length: int = 1000
+    """Time limit; reaching it truncates (not terminates) the episode."""
+    total_steps: int = 50_000
+    """Environment transitions to collect in total (across all envs)."""
+    env_steps_per_epoch: int = 1024
+    """Transitions per jitted ``epoch`` call; a multiple of ``num_envs``."""
+    learning_starts: int = 5_000
+    """Transitions collected with uniform random actions before gradient updates start."""
+    utd: int = 1
+    """Update-to-data ratio: gradient updates per environment transition."""
+    batch_size: int = 256
+    """Minibatch size of each gradient update."""
+    replay_size: int = 1_000_000
+    """Replay capacity (capped at ``total_steps``: a larger buffer would never fill)."""
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of the actor and of each critic."""
+    num_critics: int = 2
+    """Critics in the clipped double-Q ensemble."""
+    log_std_min: float = -20.0
+    """Lower clamp of the actor's log standard deviation."""
+    log_std_max: float = 2.0
+    """Upper clamp of the actor's log standard deviation."""
+    eval_episodes: int = 10
+    """Deterministic evaluation episodes, run in parallel."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.num_envs < 1:
+            problems.append(f"num_envs must be >= 1 (got {self.num_envs})")
+        elif self.env_steps_per_epoch % self.num_envs:
+            problems.append(
+                f"env_steps_per_epoch ({self.env_steps_per_epoch}) must be a multiple of "
+                f"num_envs ({self.num_envs})"
+            )
+        for name in ("episode_length", "total_steps", "env_steps_per_epoch", "utd", "batch_size",
+                     "replay_size", "num_critics", "eval_episodes"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.learning_starts < 0:
+            problems.append(f"learning_starts must be >= 0 (got {self.learning_starts})")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            problems.append(f"hidden_sizes must be positive widths (got {self.hidden_sizes})")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def iters_per_epoch(self) -> int:
+        """Vectorized env steps per epoch."""
+        return self.env_steps_per_epoch // self.num_envs
+
+    @property
+    def updates_per_iter(self) -> int:
+        """Gradient updates after each vectorized env step (``utd * num_envs``)."""
+        return self.utd * self.num_envs
+
+    @property
+    def num_epochs(self) -> int:
+        """Epochs needed to collect ``total_steps`` transitions (rounded up)."""
+        return -(-self.total_steps // self.env_steps_per_epoch)
+
+    @property
+    def buffer_capacity(self) -> int:
+        return min(self.replay_size, self.num_epochs * self.env_steps_per_epoch)
+
+
+@struct.dataclass
+class HParams:
+    """Float hyperparameters, each a scalar array so a sweep can ``jax.vmap`` over them."""
+
+    actor_lr: jnp.ndarray
+    critic_lr: jnp.ndarray
+    alpha_lr: jnp.ndarray
+    gamma: jnp.ndarray
+    tau: jnp.ndarray
+    init_alpha: jnp.ndarray
+
+    @classmethod
+    def create(
+        cls,
+        actor_lr: float = 3e-4,
+        critic_lr: float = 3e-4,
+        alpha_lr: float = 3e-4,
+        gamma: float = 0.99,
+        tau: float = 5e-3,
+        init_alpha: float = 1.0,
+    ) -> HParams:
+        f = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+        return cls(f(actor_lr), f(critic_lr), f(alpha_lr), f(gamma), f(tau), f(init_alpha))

@@ -1,0 +1,50 @@
+"""SAC losses as small pure functions of arrays (DESIGN.md, "The method in one screen").
+
+Each takes already-computed network outputs, so each can be checked against a hand-computed
+case; ``kl_rl.sac`` wires them to parameters and gradients. ``log_prob`` is log pi(a|s) of a
+reparameterized sample; the KL variants later replace it by log pi(a|s) - log pi0(a|s).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def soft_td_target(
+    reward: jax.Array,
+    terminated: jax.Array,
+    next_q: jax.Array,
+    next_log_prob: jax.Array,
+    alpha: jax.Array,
+    gamma: jax.Array,
+) -> jax.Array:
+    """Critic target y = r + gamma (1 - terminated) (min_i Qbar_i(s', a') - alpha log pi(a'|s')).
+
+    ``next_q`` is already the minimum over the target critics. A time-limit truncation is not
+    ``terminated``: the target bootstraps through it. All inputs [B] (alpha, gamma scalars).
+    """
+    return reward + gamma * (1.0 - terminated) * (next_q - alpha * next_log_prob)
+
+
+def critic_loss(q: jax.Array, target: jax.Array) -> jax.Array:
+    """Sum over critics of half the mean squared TD error: sum_i mean_b (Q_i - y)^2 / 2.
+
+    q: [num_critics, B]; target: [B] (treated as a constant).
+    """
+    td_error = q - jax.lax.stop_gradient(target)[None, :]
+    return 0.5 * jnp.sum(jnp.mean(td_error**2, axis=-1))
+
+
+def actor_loss(log_prob: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array:
+    """mean(alpha * log pi(a|s) - min_i Q_i(s, a)) with a ~ pi(.|s) reparameterized. [B] -> []."""
+    return jnp.mean(alpha * log_prob - q)
+
+
+def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float) -> jax.Array:
+    """Automatic entropy tuning: -log_alpha * mean(log pi(a|s) + target_entropy).
+
+    Its gradient raises alpha when the policy entropy is below ``target_entropy`` and lowers
+    it above. ``log_prob`` [B] is a constant here.
+    """
+    return -log_alpha * jnp.mean(jax.lax.stop_gradient(log_prob) + target_entropy)

@@ -1,0 +1,149 @@
+"""The SAC learner: networks, optimizer states and one jitted gradient update.
+
+One update (Haarnoja et al. 2018, with the reference's settings): critics regress on the soft
+TD target from the target critics, the actor minimizes alpha log pi - min Q under the critics
+as they were before this update, alpha follows automatic entropy tuning, and the target critics
+track the critics by Polyak averaging with rate tau.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from kl_rl import losses
+from kl_rl.buffer import Transition
+from kl_rl.config import HParams, TrainConfig
+from kl_rl.distributions import deterministic_action, sample_tanh_gaussian
+from kl_rl.networks import Actor, Critics
+
+Params = Any
+
+
+@struct.dataclass
+class AgentState:
+    """Everything the gradient update changes."""
+
+    actor_params: Params
+    critic_params: Params  # one MLP per critic (Critics_0..Critics_{n-1} submodules)
+    target_critic_params: Params
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+    log_alpha: jax.Array  # [] log of the entropy temperature
+    alpha_opt_state: optax.OptState
+
+
+class SAC:
+    """Static parts of the learner (modules, optimizer, sizes); methods are pure functions."""
+
+    def __init__(self, cfg: TrainConfig, obs_size: int, action_size: int):
+        self.cfg = cfg
+        self.obs_size = obs_size
+        self.action_size = action_size
+        self.actor = Actor(cfg.hidden_sizes, action_size, cfg.log_std_min, cfg.log_std_max)
+        self.critics = Critics(cfg.hidden_sizes, cfg.num_critics)
+        # Adam without a learning rate: the rate is applied from HParams so a sweep can vmap it.
+        self.optimizer = optax.scale_by_adam()
+        self.target_entropy = -float(action_size)
+
+    def init(self, key: jax.Array, hparams: HParams) -> AgentState:
+        key_actor, key_critic = jax.random.split(key)
+        obs = jnp.zeros((1, self.obs_size), jnp.float32)
+        action = jnp.zeros((1, self.action_size), jnp.float32)
+        actor_params = self.actor.init(key_actor, obs)
+        critic_params = self.critics.init(key_critic, obs, action)
+        log_alpha = jnp.log(hparams.init_alpha).astype(jnp.float32)
+        return AgentState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=critic_params,
+            actor_opt_state=self.optimizer.init(actor_params),
+            critic_opt_state=self.optimizer.init(critic_params),
+            log_alpha=log_alpha,
+            alpha_opt_state=self.optimizer.init(log_alpha),
+        )
+
+    def sample_action(self, actor_params: Params, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """Stochastic action for data collection. obs [N, o] -> [N, a]."""
+        mean, log_std = self.actor.apply(actor_params, obs)
+        return sample_tanh_gaussian(key, mean, log_std)[0]
+
+    def greedy_action(self, actor_params: Params, obs: jax.Array) -> jax.Array:
+        """Deterministic action for evaluation. obs [N, o] -> [N, a]."""
+        mean, _ = self.actor.apply(actor_params, obs)
+        return deterministic_action(mean)
+
+    def _apply_adam(self, params, grads, opt_state, lr):
+        updates, opt_state = self.optimizer.update(grads, opt_state)
+        params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+        return params, opt_state
+
+    def update(
+        self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array
+    ) -> tuple[AgentState, dict[str, jax.Array]]:
+        """One gradient step on a minibatch (leaves [B, ...]). Returns new state and metrics."""
+        key_next, key_pi = jax.random.split(key)
+        alpha = jnp.exp(agent.log_alpha)
+
+        # Critic target, from the target critics at a fresh next action.
+        next_mean, next_log_std = self.actor.apply(agent.actor_params, batch.next_obs)
+        next_action, next_log_prob = sample_tanh_gaussian(key_next, next_mean, next_log_std)
+        next_q = self.critics.apply(agent.target_critic_params, batch.next_obs, next_action).min(0)
+        target = losses.soft_td_target(
+            batch.reward, batch.terminated, next_q, next_log_prob, alpha, hparams.gamma
+        )
+
+        def critic_objective(critic_params):
+            q = self.critics.apply(critic_params, batch.obs, batch.action)  # [num_critics, B]
+            return losses.critic_loss(q, target), q
+
+        def actor_objective(actor_params):
+            mean, log_std = self.actor.apply(actor_params, batch.obs)
+            action, log_prob = sample_tanh_gaussian(key_pi, mean, log_std)
+            q = self.critics.apply(agent.critic_params, batch.obs, action).min(0)
+            return losses.actor_loss(log_prob, q, alpha), log_prob
+
+        (critic_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(
+            agent.critic_params
+        )
+        (actor_loss, log_prob), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(
+            agent.actor_params
+        )
+        alpha_loss, alpha_grad = jax.value_and_grad(losses.temperature_loss)(
+            agent.log_alpha, log_prob, self.target_entropy
+        )
+
+        critic_params, critic_opt_state = self._apply_adam(
+            agent.critic_params, critic_grads, agent.critic_opt_state, hparams.critic_lr
+        )
+        actor_params, actor_opt_state = self._apply_adam(
+            agent.actor_params, actor_grads, agent.actor_opt_state, hparams.actor_lr
+        )
+        log_alpha, alpha_opt_state = self._apply_adam(
+            agent.log_alpha, alpha_grad, agent.alpha_opt_state, hparams.alpha_lr
+        )
+        target_critic_params = optax.incremental_update(
+            critic_params, agent.target_critic_params, hparams.tau
+        )
+        new_agent = AgentState(
+            actor_params=actor_params,
+            critic_params=critic_params,
+            target_critic_params=target_critic_params,
+            actor_opt_state=actor_opt_state,
+            critic_opt_state=critic_opt_state,
+            log_alpha=log_alpha,
+            alpha_opt_state=alpha_opt_state,
+        )
+        metrics = {
+            "critic_loss": critic_loss,
+            "actor_loss": actor_loss,
+            "alpha_loss": alpha_loss,
+            "alpha": alpha,
+            "entropy": -jnp.mean(log_prob),
+            "q_mean": jnp.mean(q),
+        }
+        return new_agent, metrics

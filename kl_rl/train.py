@@ -1,0 +1,149 @@
+"""The training program: one ``TrainState`` pytree and the pure functions that advance it.
+
+``init(key, hparams)``, ``epoch(state, hparams)`` and ``evaluate(state)`` are pure and
+jit-able, and work unchanged under ``jax.vmap`` over a leading run axis (seeds x hparams).
+An epoch collects ``env_steps_per_epoch`` transitions with ``lax.scan`` over vectorized env
+steps; after each vectorized step it writes the transitions to the replay buffer and runs
+``utd * num_envs`` gradient updates with an inner ``lax.scan``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from kl_rl import buffer as replay
+from kl_rl.buffer import ReplayBuffer, Transition
+from kl_rl.config import HParams, TrainConfig
+from kl_rl.envs import VecEnv, VecEnvState, make_env
+from kl_rl.rollout import run_episodes
+from kl_rl.sac import SAC, AgentState
+
+_EVAL_SALT = 0x5EED  # folds the state's key into an evaluation key without consuming it
+
+UPDATE_METRICS = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean")
+
+
+@struct.dataclass
+class TrainState:
+    """Everything the training loop touches, as one pytree."""
+
+    agent: AgentState  # actor, critics, targets, optimizer states, log-alpha
+    buffer: ReplayBuffer
+    env_state: VecEnvState  # env physics, current observations, episode counters
+    key: jax.Array  # PRNG key for the next epoch
+    env_steps: jax.Array  # [] int32, transitions collected so far
+    grad_steps: jax.Array  # [] int32, gradient updates done so far
+
+
+class Trainer:
+    """Builds the env and learner for a ``TrainConfig``; its methods are the pure program."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.env: VecEnv = make_env(cfg.env, cfg.num_envs, cfg.episode_length)
+        self.eval_env: VecEnv = make_env(cfg.env, cfg.eval_episodes, cfg.episode_length)
+        self.sac = SAC(cfg, self.env.obs_size, self.env.action_size)
+
+    def init(self, key: jax.Array, hparams: HParams) -> TrainState:
+        key_agent, key_env, key_next = jax.random.split(key, 3)
+        return TrainState(
+            agent=self.sac.init(key_agent, hparams),
+            buffer=replay.init(self.cfg.buffer_capacity, self.env.obs_size, self.env.action_size),
+            env_state=self.env.reset(key_env),
+            key=key_next,
+            env_steps=jnp.int32(0),
+            grad_steps=jnp.int32(0),
+        )
+
+    def _updates(
+        self, agent: AgentState, hparams: HParams, buffer: ReplayBuffer, key: jax.Array
+    ) -> tuple[AgentState, dict[str, jax.Array]]:
+        """``updates_per_iter`` gradient steps on fresh minibatches; returns summed metrics."""
+        n, batch_size = self.cfg.updates_per_iter, self.cfg.batch_size
+        key_sample, key_update = jax.random.split(key)
+        batches = replay.sample(buffer, key_sample, (n, batch_size))  # leaves [n, B, ...]
+
+        def one(agent, xs):
+            batch, k = xs
+            return self.sac.update(agent, hparams, batch, k)
+
+        agent, metrics = jax.lax.scan(one, agent, (batches, jax.random.split(key_update, n)))
+        return agent, jax.tree.map(jnp.sum, metrics)
+
+    def epoch(self, state: TrainState, hparams: HParams) -> tuple[TrainState, dict[str, jax.Array]]:
+        """Collects ``env_steps_per_epoch`` transitions, interleaved with gradient updates."""
+        cfg = self.cfg
+        zero_metrics = {k: jnp.float32(0) for k in UPDATE_METRICS}
+
+        def iteration(carry, _):
+            state, sums = carry
+            key, key_act, key_random, key_update = jax.random.split(state.key, 4)
+            obs = state.env_state.obs  # [num_envs, obs_size]
+            warmup = state.env_steps < cfg.learning_starts
+            policy_action = self.sac.sample_action(state.agent.actor_params, obs, key_act)
+            random_action = jax.random.uniform(key_random, policy_action.shape, minval=-1.0, maxval=1.0)
+            action = jnp.where(warmup, random_action, policy_action)
+            env_state, out = self.env.step(state.env_state, action)
+            buffer = replay.add(
+                state.buffer,
+                Transition(obs=obs, action=action, reward=out.reward, next_obs=out.next_obs,
+                           terminated=out.terminated.astype(jnp.float32)),
+            )
+            env_steps = state.env_steps + cfg.num_envs
+            learn = env_steps >= cfg.learning_starts
+            agent, update_sums = jax.lax.cond(
+                learn,
+                lambda a: self._updates(a, hparams, buffer, key_update),
+                lambda a: (a, zero_metrics),
+                state.agent,
+            )
+            done = out.done
+            sums = {
+                **{k: sums[k] + update_sums[k] for k in UPDATE_METRICS},
+                "updates": sums["updates"] + jnp.where(learn, cfg.updates_per_iter, 0),
+                "episodes": sums["episodes"] + jnp.sum(done),
+                "return_sum": sums["return_sum"] + jnp.sum(jnp.where(done, out.episode_return, 0.0)),
+                "length_sum": sums["length_sum"] + jnp.sum(jnp.where(done, out.episode_length, 0)),
+            }
+            state = state.replace(
+                agent=agent, buffer=buffer, env_state=env_state, key=key, env_steps=env_steps,
+                grad_steps=state.grad_steps + jnp.where(learn, cfg.updates_per_iter, 0),
+            )
+            return (state, sums), None
+
+        sums0 = {**zero_metrics, "updates": jnp.int32(0), "episodes": jnp.int32(0),
+                 "return_sum": jnp.float32(0), "length_sum": jnp.int32(0)}
+        (state, sums), _ = jax.lax.scan(iteration, (state, sums0), None, length=cfg.iters_per_epoch)
+        return state, _epoch_metrics(sums, state)
+
+    def evaluate(self, state: TrainState) -> dict[str, jax.Array]:
+        """Deterministic policy (tanh of the mean), ``eval_episodes`` full episodes in parallel."""
+        key = jax.random.fold_in(state.key, _EVAL_SALT)
+        params = state.agent.actor_params
+        stats = run_episodes(self.eval_env, lambda obs: self.sac.greedy_action(params, obs), key)
+        return {
+            "eval_return": jnp.mean(stats.returns),
+            "eval_return_min": jnp.min(stats.returns),
+            "eval_return_max": jnp.max(stats.returns),
+            "eval_length": jnp.mean(stats.lengths.astype(jnp.float32)),
+            "eval_returns": stats.returns,
+        }
+
+
+def _epoch_metrics(sums: dict[str, jax.Array], state: TrainState) -> dict[str, jax.Array]:
+    """Means over the epoch's updates and completed episodes (NaN where there were none)."""
+    updates = sums["updates"].astype(jnp.float32)
+    episodes = sums["episodes"].astype(jnp.float32)
+    per_update = jnp.where(updates > 0, 1.0 / jnp.maximum(updates, 1.0), jnp.nan)
+    per_episode = jnp.where(episodes > 0, 1.0 / jnp.maximum(episodes, 1.0), jnp.nan)
+    metrics = {k: sums[k] * per_update for k in UPDATE_METRICS}
+    metrics.update(
+        train_return=sums["return_sum"] * per_episode,
+        train_length=sums["length_sum"].astype(jnp.float32) * per_episode,
+        episodes=sums["episodes"],
+        env_steps=state.env_steps,
+        grad_steps=state.grad_steps,
+    )
+    return metrics
