@@ -1,0 +1,85 @@
+"""The ``kl-rl`` command through a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = ["--env", "pointmass", "--total-steps", "256", "--num-envs", "4", "--env-steps-per-epoch", "64",
+        "--learning-starts", "64", "--batch-size", "32", "--episode-length", "20", "--eval-every", "128",
+        "--eval-episodes", "2", "--no-progress"]
+
+
+def kl_rl(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "KL_RL_COMPILE_CACHE": str(cache)}
+    return subprocess.run([sys.executable, "-m", "kl_rl.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def trained(workdir) -> tuple[subprocess.CompletedProcess, Path]:
+    proc = kl_rl("train", *TINY, "--run-name", "tiny", cwd=workdir, cache=workdir / "cache")
+    return proc, workdir / "runs" / "tiny"
+
+
+def test_train_writes_metrics_curve_params(trained):
+    proc, run_dir = trained
+    assert proc.returncode == 0, proc.stderr
+    for name in ("metrics.jsonl", "curve.png", "params.msgpack", "summary.json", "config.json"):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["env_steps"] for r in rows] == [64, 128, 192, 256]
+    assert [r.get("eval_return") is not None for r in rows] == [False, True, False, True]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] == 256 and summary["eval_return"] == rows[-1]["eval_return"]
+    assert "eval return" in proc.stdout
+
+
+def test_existing_run_is_not_overwritten(trained, workdir):
+    _, run_dir = trained
+    before = (run_dir / "metrics.jsonl").read_bytes()
+    proc = kl_rl("train", *TINY, "--run-name", "tiny", cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "--overwrite" in proc.stderr
+    assert (run_dir / "metrics.jsonl").read_bytes() == before
+
+
+def test_default_run_names_are_numbered(workdir):
+    (workdir / "runs" / "pointmass-sac-s0").mkdir(parents=True)
+    proc = kl_rl("train", *TINY, cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert (workdir / "runs" / "pointmass-sac-s0-2" / "metrics.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--env", "cheetah"], "unknown env 'cheetah'; choose one of: ant, halfcheetah, hopper, pointmass, walker2d"),
+        (["--algo", "ppo"], "unknown algo 'ppo'; choose one of: sac"),
+        (["--num-envs", "3", "--env-steps-per-epoch", "64"], "must be a multiple of num_envs"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(workdir, args, expected):
+    proc = kl_rl("train", *args, cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("kl-rl: error:") and expected in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_help_documents_every_option(workdir):
+    proc = kl_rl("train", "--help", cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 0
+    for option in ("--env", "--algo", "--total-steps", "--seed", "--num-envs", "--utd", "--run-name",
+                   "--compile-cache"):
+        assert option in proc.stdout
