@@ -108,6 +108,12 @@ def run(
     next_eval = eval_every
     t_train = time.perf_counter()
     try:
+        # The untrained policy's evaluation anchors the learning curve at step 0.
+        row = {"epoch": 0, "env_steps": 0, "grad_steps": 0, "wall_seconds": 0.0,
+               **{k: to_python(v) for k, v in jax.device_get(evaluate(state)).items()}}
+        result.rows.append(row)
+        if writer is not None:
+            writer.write(row, step=0)
         with _progress(progress) as bar:
             total = cfg.num_epochs * cfg.env_steps_per_epoch
             task = bar.add_task(cfg.env, total=total, sps=0.0, ret=last_return)

@@ -39,8 +39,8 @@ def test_train_writes_metrics_curve_params(trained):
         assert (run_dir / name).stat().st_size > 0, name
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["env_steps"] for r in rows] == [64, 128, 192, 256]
-    assert [r.get("eval_return") is not None for r in rows] == [False, True, False, True]
+    assert [r["env_steps"] for r in rows] == [0, 64, 128, 192, 256]
+    assert [r.get("eval_return") is not None for r in rows] == [True, False, True, False, True]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["env_steps"] == 256 and summary["eval_return"] == rows[-1]["eval_return"]
     assert "eval return" in proc.stdout

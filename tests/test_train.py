@@ -100,3 +100,18 @@ def test_sac_learns_pointmass():
     # Starting at distance ~0.8 on average, staying put costs ~-40 over 50 steps; homing in ~-10.
     print(f"pointmass eval return before {before:.1f}, after {after:.1f}")
     assert after > before + 10 and after > -25, (before, after)
+
+
+def test_truncations_are_stored_as_non_terminal(single_run, tiny_cfg):
+    """Time-limit ends must bootstrap: their rows say terminated = 0 and keep the true final obs."""
+    state, _, _ = single_run
+    data = jax.device_get(state.buffer.data)
+    n = tiny_cfg.num_envs
+    last_step = slice((tiny_cfg.episode_length - 1) * n, tiny_cfg.episode_length * n)  # 20th step of each env
+    first_step = slice(tiny_cfg.episode_length * n, (tiny_cfg.episode_length + 1) * n)  # 1st step after reset
+    terminated_early = data.terminated[: (tiny_cfg.episode_length - 1) * n].reshape(-1, n).any(axis=0)
+    truncated = ~terminated_early  # envs that reached the time limit
+    assert truncated.any()
+    np.testing.assert_array_equal(data.terminated[last_step][truncated], 0.0)
+    # The stored next_obs is the final state, not the fresh start that the next row begins from.
+    assert not np.allclose(data.next_obs[last_step][truncated], data.obs[first_step][truncated])
