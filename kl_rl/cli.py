@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import tyro
 
 from kl_rl import compile_cache
-from kl_rl.envs import ENV_NAMES, check_env_name
+from kl_rl.config import TrainConfig
 
 ALGOS = ("sac",)
 
@@ -18,28 +19,11 @@ ALGOS = ("sac",)
 class TrainArgs:
     """Train an agent on a vectorized MJX environment and write metrics, a curve and params."""
 
-    env: str = "halfcheetah"
-    """Environment: one of ant, halfcheetah, hopper, walker2d (MJX), or pointmass (toy)."""
+    config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=TrainConfig)
     algo: str = "sac"
     """Algorithm: sac (soft actor-critic with automatic entropy tuning)."""
-    total_steps: int = 50_000
-    """Environment transitions to collect, summed over the parallel envs."""
     seed: int = 0
     """Seed of every random choice in the run (same seed and machine: same numbers)."""
-    num_envs: int = 16
-    """Environments stepped in parallel (16 is the fastest on a CPU; more on a GPU)."""
-    utd: int = 1
-    """Update-to-data ratio: gradient updates per collected transition."""
-    batch_size: int = 256
-    """Minibatch size of each gradient update."""
-    learning_starts: int = 5_000
-    """Transitions collected with uniform random actions before learning starts."""
-    episode_length: int = 1000
-    """Time limit of an episode (a truncation, not a termination)."""
-    env_steps_per_epoch: int = 1024
-    """Transitions per compiled epoch; a multiple of num_envs."""
-    replay_size: int = 1_000_000
-    """Replay buffer capacity (capped at total-steps)."""
     lr: float = 3e-4
     """Adam learning rate of the actor, the critics and the temperature."""
     gamma: float = 0.99
@@ -48,8 +32,6 @@ class TrainArgs:
     """Polyak rate of the target critics."""
     eval_every: int = 5_000
     """Evaluate the deterministic policy every this many transitions (and at the end)."""
-    eval_episodes: int = 10
-    """Episodes per evaluation, run in parallel."""
     run_name: str | None = None
     """Output folder under runs-dir (default: <env>-<algo>-s<seed>, numbered -2, -3, ... when
     taken, so earlier results are never overwritten)."""
@@ -73,31 +55,27 @@ def fresh_run_dir(runs_dir: Path, base: str) -> Path:
 
 
 def train(args: TrainArgs) -> int:
-    check_env_name(args.env)
+    cfg = args.config.validate()
     if args.algo not in ALGOS:
         raise ValueError(f"unknown algo {args.algo!r}; choose one of: {', '.join(ALGOS)}")
+    if args.eval_every < 1:
+        raise ValueError(f"eval-every must be >= 1 (got {args.eval_every})")
     compile_cache.enable(args.compile_cache)
-    from kl_rl.config import HParams, TrainConfig
+    from kl_rl.config import HParams
     from kl_rl.driver import run
 
-    cfg = TrainConfig(
-        env=args.env, num_envs=args.num_envs, episode_length=args.episode_length,
-        total_steps=args.total_steps, env_steps_per_epoch=args.env_steps_per_epoch,
-        learning_starts=args.learning_starts, utd=args.utd, batch_size=args.batch_size,
-        replay_size=args.replay_size, eval_episodes=args.eval_episodes,
-    )
     hparams = HParams.create(actor_lr=args.lr, critic_lr=args.lr, alpha_lr=args.lr,
                              gamma=args.gamma, tau=args.tau)
     if args.run_name:
         run_dir = args.runs_dir / args.run_name
     else:
-        run_dir = fresh_run_dir(args.runs_dir, f"{args.env}-{args.algo}-s{args.seed}")
+        run_dir = fresh_run_dir(args.runs_dir, f"{cfg.env}-{args.algo}-s{args.seed}")
     result = run(cfg, hparams, args.seed, run_dir, eval_every=args.eval_every,
                  progress=args.progress, overwrite=args.overwrite)
     ev = result.final_eval
-    print(f"{args.env}: {result.rows[-1]['env_steps']} env steps, eval return "
+    print(f"{cfg.env}: {result.rows[-1]['env_steps']} env steps, eval return "
           f"{ev['eval_return']:.1f} (min {ev['eval_return_min']:.1f}, max {ev['eval_return_max']:.1f}) "
-          f"over {args.eval_episodes} episodes; compile {result.compile_seconds:.1f}s, "
+          f"over {cfg.eval_episodes} episodes; compile {result.compile_seconds:.1f}s, "
           f"train {result.train_seconds:.1f}s; results in {run_dir}")
     return 0
 
@@ -117,5 +95,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-__all__ = ["ENV_NAMES", "TrainArgs", "main"]

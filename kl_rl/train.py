@@ -41,7 +41,7 @@ class Trainer:
     """Builds the env and learner for a ``TrainConfig``; its methods are the pure program."""
 
     def __init__(self, cfg: TrainConfig):
-        self.cfg = cfg
+        self.cfg = cfg.validate()
         self.env: VecEnv = make_env(cfg.env, cfg.num_envs, cfg.episode_length)
         self.eval_env: VecEnv = make_env(cfg.env, cfg.eval_episodes, cfg.episode_length)
         self.sac = SAC(cfg, self.env.obs_size, self.env.action_size)
