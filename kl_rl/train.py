@@ -102,7 +102,6 @@ class Trainer:
             done = out.done
             sums = {
                 **{k: sums[k] + update_sums[k] for k in UPDATE_METRICS},
-                "updates": sums["updates"] + jnp.where(learn, cfg.updates_per_iter, 0),
                 "episodes": sums["episodes"] + jnp.sum(done),
                 "return_sum": sums["return_sum"] + jnp.sum(jnp.where(done, out.episode_return, 0.0)),
                 "length_sum": sums["length_sum"] + jnp.sum(jnp.where(done, out.episode_length, 0)),
@@ -113,10 +112,11 @@ class Trainer:
             )
             return (state, sums), None
 
-        sums0 = {**zero_metrics, "updates": jnp.int32(0), "episodes": jnp.int32(0),
-                 "return_sum": jnp.float32(0), "length_sum": jnp.int32(0)}
+        sums0 = {**zero_metrics, "episodes": jnp.int32(0), "return_sum": jnp.float32(0),
+                 "length_sum": jnp.int32(0)}
+        grad_steps_before = state.grad_steps
         (state, sums), _ = jax.lax.scan(iteration, (state, sums0), None, length=cfg.iters_per_epoch)
-        return state, _epoch_metrics(sums, state)
+        return state, _epoch_metrics(sums, state, state.grad_steps - grad_steps_before)
 
     def evaluate(self, state: TrainState) -> dict[str, jax.Array]:
         """Deterministic policy (tanh of the mean), ``eval_episodes`` full episodes in parallel."""
@@ -132,9 +132,9 @@ class Trainer:
         }
 
 
-def _epoch_metrics(sums: dict[str, jax.Array], state: TrainState) -> dict[str, jax.Array]:
-    """Means over the epoch's updates and completed episodes (NaN where there were none)."""
-    updates = sums["updates"].astype(jnp.float32)
+def _epoch_metrics(sums: dict[str, jax.Array], state: TrainState, updates: jax.Array) -> dict[str, jax.Array]:
+    """Means over the epoch's ``updates`` and completed episodes (NaN where there were none)."""
+    updates = updates.astype(jnp.float32)
     episodes = sums["episodes"].astype(jnp.float32)
     per_update = jnp.where(updates > 0, 1.0 / jnp.maximum(updates, 1.0), jnp.nan)
     per_episode = jnp.where(episodes > 0, 1.0 / jnp.maximum(episodes, 1.0), jnp.nan)
