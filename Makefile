@@ -9,7 +9,7 @@ STEPS ?= 50000
 SEED ?= 0
 ARGS ?=
 
-.PHONY: install train test bench lint clean
+.PHONY: install train demos test bench lint clean
 
 install: $(STAMP)
 
@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 
 train: install
 	$(VENV)/bin/kl-rl train --env $(ENV) --total-steps $(STEPS) --seed $(SEED) $(ARGS)
+
+demos: install
+	$(VENV)/bin/kl-rl demos --env $(ENV) $(ARGS)
 
 test: install
 	$(PY) -m pytest -q tests

@@ -80,15 +80,101 @@ def train(args: TrainArgs) -> int:
     return 0
 
 
-COMMANDS = {"train": TrainArgs}
-HANDLERS = {TrainArgs: train}
+@dataclass
+class DemosArgs:
+    """Train (or reuse) an expert with kl_rl SAC, roll it out with Gaussian action noise, and write
+    data/demos/<env>.npz + .json and the expert to data/experts/<env>/."""
+
+    env: str = "halfcheetah"
+    """Environment: ant, halfcheetah, hopper, walker2d (MJX) or pointmass (toy)."""
+    expert_steps: int = 100_000
+    """Training budget of the expert in env transitions (ignored when an expert is reused)."""
+    episodes: int = 15
+    """Demonstration episodes to collect (in parallel)."""
+    episode_length: int = 1000
+    """Time limit of each demonstration episode."""
+    noise_std: float = 0.1
+    """Std of the Gaussian noise added to the expert's deterministic action (then clipped)."""
+    seed: int = 0
+    """Seed of the expert's training and of the demonstration rollouts."""
+    data_dir: Path = Path("data")
+    """Folder that receives demos/<env>.npz|.json and experts/<env>/."""
+    retrain: bool = False
+    """Train a new expert even when data/experts/<env> already holds a finished one."""
+    compile_cache: str = str(compile_cache.DEFAULT_DIR)
+    """Persistent JAX compilation cache folder ("" turns it off); env KL_RL_COMPILE_CACHE."""
+    progress: bool = True
+    """Show a progress bar while the expert trains."""
+
+
+def demos(args: DemosArgs) -> int:
+    from kl_rl.envs import check_env_name
+
+    check_env_name(args.env)
+    if args.episodes < 1 or args.noise_std < 0 or args.expert_steps < 1:
+        raise ValueError("episodes and expert-steps must be >= 1 and noise-std >= 0 "
+                         f"(got {args.episodes}, {args.expert_steps}, {args.noise_std})")
+    compile_cache.enable(args.compile_cache)
+    import time
+
+    import jax
+    from rich.console import Console
+    from rich.table import Table
+
+    from kl_rl import demos as demos_lib
+    from kl_rl.config import HParams
+    from kl_rl.driver import run
+    from kl_rl.envs import make_env
+    from kl_rl.experts import load_expert
+
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: do not squeeze the table into 80 columns
+        console = Console(width=120)
+    expert_dir = args.data_dir / "experts" / args.env
+    t0 = time.perf_counter()
+    if (expert_dir / "summary.json").exists() and not args.retrain:
+        console.print(f"reusing the expert in {expert_dir} (--retrain to train a new one)")
+        trained_now = False
+    else:
+        cfg = TrainConfig(env=args.env, total_steps=args.expert_steps).validate()
+        run(cfg, HParams.create(), args.seed, expert_dir, eval_every=max(args.expert_steps // 10, 1),
+            progress=args.progress, overwrite=args.retrain, tensorboard=False)
+        trained_now = True
+    train_seconds = time.perf_counter() - t0
+    expert = load_expert(expert_dir)
+    env = make_env(args.env, args.episodes, args.episode_length)
+    t1 = time.perf_counter()
+    collected = demos_lib.collect(
+        env, expert.policy(), jax.random.key(args.seed + 1), args.noise_std,
+        metadata={"seed": args.seed, "expert_dir": str(expert_dir),
+                  "expert_train_steps": int(expert.summary["env_steps"]),
+                  "expert_return": float(expert.summary["eval_return"]),
+                  "expert_train_seconds": float(expert.summary.get("train_seconds", float("nan")))},
+    )
+    path = demos_lib.save(collected, args.data_dir / "demos" / args.env)
+    returns = collected.episode_returns
+    table = Table(title=f"{args.env} demonstrations")
+    for column in ("expert return", "demo mean", "min", "max", "episodes", "steps", "noise", "budget",
+                   "train s" if trained_now else "load s", "collect s"):
+        table.add_column(column, justify="right")
+    table.add_row(f"{expert.summary['eval_return']:.1f}", f"{returns.mean():.1f}", f"{returns.min():.1f}",
+                  f"{returns.max():.1f}", str(collected.num_episodes), str(collected.num_steps),
+                  f"{args.noise_std:g}", f"{expert.summary['env_steps']:,}", f"{train_seconds:.0f}",
+                  f"{time.perf_counter() - t1:.0f}")
+    console.print(table)
+    console.print(f"wrote {path} and {path.with_suffix('.json')}")
+    return 0
+
+
+COMMANDS = {"train": TrainArgs, "demos": DemosArgs}
+HANDLERS = {TrainArgs: train, DemosArgs: demos}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="kl-rl")
     try:
         return HANDLERS[type(args)](args)
-    except (ValueError, FileExistsError) as err:
+    except (ValueError, FileExistsError) as err:  # incl. UnknownEnvError, DemosError, ExpertError
         print(f"kl-rl: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,6 +1,7 @@
 """Whole-episode rollouts of a fixed policy in ``num_envs`` parallel envs (no auto-reset).
 
-Used for deterministic evaluation, and reusable wherever complete episodes are needed.
+Used for deterministic evaluation and for collecting demonstrations: one episode per env, all
+stepped together in one ``lax.scan``.
 """
 
 from __future__ import annotations
@@ -13,30 +14,49 @@ from flax import struct
 
 from kl_rl.envs import VecEnv
 
+# act(obs [N, o], key) -> action [N, a]
+Policy = Callable[[jax.Array, jax.Array], jax.Array]
+
 
 @struct.dataclass
-class EpisodeStats:
-    returns: jax.Array  # [num_envs] undiscounted return of each episode
-    lengths: jax.Array  # [num_envs] int32 steps until termination or the time limit
+class Episodes:
+    """Time-major record of one episode per env; ``valid`` marks steps inside the episode."""
+
+    observations: jax.Array  # [T, N, obs_size] observation the action was taken in
+    actions: jax.Array  # [T, N, action_size]
+    rewards: jax.Array  # [T, N]
+    terminated: jax.Array  # [T, N] bool, the episode's MDP ended at this step
+    valid: jax.Array  # [T, N] bool, the step belongs to the episode (False after its end)
+
+    @property
+    def lengths(self) -> jax.Array:  # [N] int32
+        return jnp.sum(self.valid, axis=0, dtype=jnp.int32)
+
+    @property
+    def returns(self) -> jax.Array:  # [N] undiscounted return of each episode
+        return jnp.sum(jnp.where(self.valid, self.rewards, 0.0), axis=0)
 
 
-def run_episodes(env: VecEnv, act: Callable[[jax.Array], jax.Array], key: jax.Array) -> EpisodeStats:
-    """Runs one episode in each of ``env.num_envs`` envs with ``act(obs [N, o]) -> [N, a]``.
+def rollout(env: VecEnv, act: Policy, key: jax.Array) -> Episodes:
+    """Runs one episode in each of ``env.num_envs`` envs for up to ``episode_length`` steps.
 
-    Every env is stepped for ``episode_length`` steps; rewards after an env terminates are
-    masked out.
+    Steps after an env terminates are still simulated (the batch moves in lockstep) but marked
+    invalid, so they count toward nothing.
     """
-    physics = env.reset(key).physics
+    key_reset, key_act = jax.random.split(key)
+    physics = env.reset(key_reset).physics
 
-    def step(carry, _):
-        physics, returns, lengths, alive = carry
-        physics = env.step_physics(physics, act(physics.obs))
-        returns = returns + jnp.where(alive, physics.reward, 0.0)
-        lengths = lengths + alive.astype(jnp.int32)
-        alive = alive & (physics.done == 0)
-        return (physics, returns, lengths, alive), None
+    def step(carry, key_t):
+        physics, alive = carry
+        obs = physics.obs
+        action = act(obs, key_t)
+        physics = env.step_physics(physics, action)
+        terminated = alive & (physics.done > 0)
+        record = Episodes(observations=obs, actions=action, rewards=physics.reward, terminated=terminated,
+                          valid=alive)
+        return (physics, alive & ~terminated), record
 
-    n = env.num_envs
-    init = (physics, jnp.zeros((n,), jnp.float32), jnp.zeros((n,), jnp.int32), jnp.ones((n,), bool))
-    (_, returns, lengths, _), _ = jax.lax.scan(step, init, None, length=env.episode_length)
-    return EpisodeStats(returns=returns, lengths=lengths)
+    alive = jnp.ones((env.num_envs,), bool)
+    keys = jax.random.split(key_act, env.episode_length)
+    _, episodes = jax.lax.scan(step, (physics, alive), keys)
+    return episodes

@@ -17,7 +17,7 @@ from kl_rl import buffer as replay
 from kl_rl.buffer import ReplayBuffer, Transition
 from kl_rl.config import HParams, TrainConfig
 from kl_rl.envs import VecEnv, VecEnvState, make_env
-from kl_rl.rollout import run_episodes
+from kl_rl.rollout import rollout
 from kl_rl.sac import SAC, AgentState
 
 _EVAL_SALT = 0x5EED  # folds the state's key into an evaluation key without consuming it
@@ -122,13 +122,14 @@ class Trainer:
         """Deterministic policy (tanh of the mean), ``eval_episodes`` full episodes in parallel."""
         key = jax.random.fold_in(state.key, _EVAL_SALT)
         params = state.agent.actor_params
-        stats = run_episodes(self.eval_env, lambda obs: self.sac.greedy_action(params, obs), key)
+        episodes = rollout(self.eval_env, lambda obs, _: self.sac.greedy_action(params, obs), key)
+        returns = episodes.returns  # [eval_episodes]
         return {
-            "eval_return": jnp.mean(stats.returns),
-            "eval_return_min": jnp.min(stats.returns),
-            "eval_return_max": jnp.max(stats.returns),
-            "eval_length": jnp.mean(stats.lengths.astype(jnp.float32)),
-            "eval_returns": stats.returns,
+            "eval_return": jnp.mean(returns),
+            "eval_return_min": jnp.min(returns),
+            "eval_return_max": jnp.max(returns),
+            "eval_length": jnp.mean(episodes.lengths.astype(jnp.float32)),
+            "eval_returns": returns,
         }
 
 

@@ -83,3 +83,35 @@ def test_help_documents_every_option(workdir):
     for option in ("--env", "--algo", "--total-steps", "--seed", "--num-envs", "--utd", "--run-name",
                    "--compile-cache"):
         assert option in proc.stdout
+
+
+def test_demos_trains_expert_then_reuses_it(workdir):
+    args = ["demos", "--env", "pointmass", "--expert-steps", "1024", "--episodes", "2", "--episode-length", "20",
+            "--data-dir", "data", "--no-progress"]
+    proc = kl_rl(*args, cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert "demo mean" in proc.stdout
+    from kl_rl import demos as demos_lib
+    from kl_rl.experts import load_expert
+
+    demos = demos_lib.load(workdir / "data" / "demos" / "pointmass.npz", obs_size=4, action_size=2)
+    assert demos.num_episodes == 2 and demos.metadata["expert_train_steps"] == 1024
+    expert = load_expert(workdir / "data" / "experts" / "pointmass")
+    assert demos.metadata["expert_return"] == expert.summary["eval_return"]
+    params_before = (workdir / "data" / "experts" / "pointmass" / "params.msgpack").read_bytes()
+    again = kl_rl(*args, cwd=workdir, cache=workdir / "cache")
+    assert again.returncode == 0 and "reusing the expert" in again.stdout
+    assert (workdir / "data" / "experts" / "pointmass" / "params.msgpack").read_bytes() == params_before
+
+
+def test_demos_unknown_env(workdir):
+    proc = kl_rl("demos", "--env", "door", cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 2 and "unknown env 'door'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_load_expert_rejects_unfinished_folder(tmp_path):
+    from kl_rl.experts import ExpertError, load_expert
+
+    with pytest.raises(ExpertError, match="not a finished kl-rl run folder"):
+        load_expert(tmp_path)
