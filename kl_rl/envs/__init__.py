@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Callable
 
 # mujoco.mjx prints "Failed to import warp" to stdout when the optional NVIDIA Warp backend is
@@ -12,8 +13,11 @@ with contextlib.redirect_stdout(io.StringIO()):
     from brax import envs as brax_envs
 from brax.envs.base import Env  # noqa: E402
 
-from kl_rl.envs.pointmass import PointMass
-from kl_rl.envs.vec_env import StepOutput, VecEnv, VecEnvState
+from kl_rl.envs.pointmass import PointMass  # noqa: E402
+from kl_rl.envs.vec_env import StepOutput, VecEnv, VecEnvState  # noqa: E402
+
+# Brax warns on every env build that its own pipelines are unmaintained; we use its MJX backend.
+warnings.filterwarnings("ignore", message="Brax System, piplines and environments", category=UserWarning)
 
 
 def _brax_mjx(name: str) -> Callable[[], Env]:
