@@ -135,6 +135,10 @@ def run(
                     writer.write(row, step=row["env_steps"])
                 result.rows.append(row)
                 bar.update(task, completed=row["env_steps"], sps=row["env_steps_per_s"], ret=last_return)
+                if progress and not bar.console.is_terminal and "eval_return" in row:
+                    # No live bar in logs and pipes: one plain line per evaluation instead.
+                    bar.console.print(f"{cfg.env}: {row['env_steps']}/{total} env steps, "
+                                      f"{row['env_steps_per_s']:.0f} steps/s, eval return {last_return}")
     finally:
         if writer is not None:
             writer.close()
