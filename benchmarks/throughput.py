@@ -3,7 +3,9 @@
 Same MJX env, same number of envs, batch 256, 2x256 networks, the same update-to-data ratio and
 env-step budget. Reports compile time (first run with an empty persistent compilation cache,
 second run of the same configs with that cache filled), steady-state env steps/s and gradient
-updates/s of the training loop, and the pure SAC-update microbenchmark (the loop's ceiling).
+updates/s of the training loop, and the pure SAC-update microbenchmark (the loop's ceiling),
+also measured interleaved with training epochs so that the loop/ceiling ratio compares like with
+like on a noisy machine.
 
     python benchmarks/throughput.py [--total-steps 20480] [--skip-brax]
 """
@@ -28,6 +30,7 @@ from kl_rl.buffer import Transition  # noqa: E402
 from kl_rl.config import HParams, TrainConfig  # noqa: E402
 from kl_rl.driver import run as run_kl_rl  # noqa: E402
 from kl_rl.sac import SAC  # noqa: E402
+from kl_rl.train import Trainer  # noqa: E402
 
 
 def kl_rl_loop(cfg: TrainConfig, eval_every: int, seed: int) -> dict:
@@ -71,8 +74,9 @@ def _median_rate(fn, state, n_updates: int, repeats: int):
     return n_updates / float(np.median(times))
 
 
-def micro_kl_rl(cfg: TrainConfig, obs_size: int, action_size: int, repeats: int) -> float:
-    """Updates/s of the jitted SAC update alone (16 per call in a scan, as in the loop)."""
+def _kl_rl_update_program(cfg: TrainConfig, obs_size: int, action_size: int):
+    """The jitted SAC update alone: ``updates_per_iter`` updates per call in a scan, as in the loop,
+    on fixed random minibatches. Returns (step, initial carry)."""
     sac, hparams, n = SAC(cfg, obs_size, action_size), HParams.create(), cfg.updates_per_iter
     keys = jax.random.split(jax.random.key(0), 3)
     batch = Transition(obs=jax.random.normal(keys[0], (n, cfg.batch_size, obs_size)),
@@ -89,7 +93,42 @@ def micro_kl_rl(cfg: TrainConfig, obs_size: int, action_size: int, repeats: int)
                                 (batch, jax.random.split(sub, n)))
         return agent, key
 
-    return _median_rate(step, (sac.init(keys[0], hparams), keys[1]), n, repeats)
+    return step, (sac.init(keys[0], hparams), keys[1])
+
+
+def micro_kl_rl(cfg: TrainConfig, obs_size: int, action_size: int, repeats: int) -> float:
+    """Updates/s of the jitted SAC update alone (median over ``repeats`` calls)."""
+    step, carry = _kl_rl_update_program(cfg, obs_size, action_size)
+    return _median_rate(step, carry, cfg.updates_per_iter, repeats)
+
+
+def loop_vs_update_interleaved(cfg: TrainConfig, rounds: int) -> dict:
+    """The loop's share of the update-only ceiling, measured side by side: alternately one
+    training epoch and the same number of update-only calls, ``rounds`` times; medians of each.
+    Both see the same machine conditions, unlike two measurements minutes apart."""
+    trainer, hparams = Trainer(cfg), HParams.create()
+    state = jax.jit(trainer.init)(jax.random.key(0), hparams)
+    epoch = jax.jit(trainer.epoch, donate_argnums=0)
+    while int(state.env_steps) < cfg.learning_starts + cfg.env_steps_per_epoch:  # past the warm-up
+        state, _ = epoch(state, hparams)
+    step, carry = _kl_rl_update_program(cfg, trainer.env.obs_size, trainer.env.action_size)
+    carry = jax.block_until_ready(step(carry))
+    calls = cfg.env_steps_per_epoch * cfg.utd // cfg.updates_per_iter
+    epoch_s, update_s = [], []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        state, metrics = epoch(state, hparams)
+        jax.block_until_ready(metrics)
+        epoch_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        for _ in range(calls):
+            carry = step(carry)
+        jax.block_until_ready(carry)
+        update_s.append(time.perf_counter() - t)
+    updates = cfg.env_steps_per_epoch * cfg.utd
+    return {"loop_updates_per_s": updates / float(np.median(epoch_s)),
+            "update_only_updates_per_s": updates / float(np.median(update_s)),
+            "ratio": float(np.median(update_s) / np.median(epoch_s)), "rounds": rounds}
 
 
 def micro_brax(cfg: TrainConfig, obs_size: int, action_size: int, repeats: int) -> float:
@@ -144,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utd", type=int, default=1)
     parser.add_argument("--num-evals", type=int, default=5, help="evaluations incl. the initial one (Brax)")
     parser.add_argument("--micro-repeats", type=int, default=30)
+    parser.add_argument("--interleaved-rounds", type=int, default=7)
     parser.add_argument("--cache-dir", default="", help="persistent compilation cache (default: a new empty dir)")
     parser.add_argument("--skip-brax", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "throughput.json")
@@ -171,13 +211,16 @@ def main(argv: list[str] | None = None) -> int:
 
     env = make_env(cfg.env, cfg.num_envs)
     micro = {"kl_rl": micro_kl_rl(cfg, env.obs_size, env.action_size, args.micro_repeats)}
+    interleaved = loop_vs_update_interleaved(cfg, args.interleaved_rounds)
+    print(f"interleaved loop vs update-only: {interleaved}", flush=True)
     if not args.skip_brax:
         micro["brax"] = micro_brax(cfg, env.obs_size, env.action_size, args.micro_repeats)
 
     ours = runs["kl_rl_first"]
     rows = [["kl_rl SAC", ours["compile_seconds"], runs["kl_rl_second"]["compile_seconds"],
              ours["steady_env_steps_per_s"], ours["steady_updates_per_s"], micro["kl_rl"]]]
-    ratios = {"kl_rl_loop_over_own_microbenchmark": ours["steady_updates_per_s"] / micro["kl_rl"]}
+    ratios = {"kl_rl_loop_over_update_only_interleaved": interleaved["ratio"],
+              "kl_rl_loop_over_update_only_separate_runs": ours["steady_updates_per_s"] / micro["kl_rl"]}
     if not args.skip_brax:
         brax = runs["brax_first"]
         rows.append(["Brax SAC", brax["compile_seconds"], runs["brax_second"]["compile_seconds"],
@@ -195,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"config": {"env": cfg.env, "num_envs": cfg.num_envs, "utd": cfg.utd, "batch_size": cfg.batch_size,
                           "hidden_sizes": cfg.hidden_sizes, "total_steps": cfg.total_steps,
                           "learning_starts": cfg.learning_starts, "num_evals": args.num_evals},
-               "machine": machine(), "runs": runs, "microbenchmark_updates_per_s": micro, "ratios": ratios,
+               "machine": machine(), "runs": runs, "microbenchmark_updates_per_s": micro,
+               "loop_vs_update_interleaved": interleaved, "ratios": ratios,
                "notes": "compile 2nd: same configs again in the same process after jax.clear_caches(), "
                         "served by the persistent compilation cache; Brax's trainer runs with "
                         "jax.device_put_replicated/sharded mapped back from jax._src.api (removed in jax 0.10)."}
