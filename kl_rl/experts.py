@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import serialization
 
 from kl_rl.config import TrainConfig
@@ -28,15 +29,14 @@ class ExpertError(ValueError):
 @dataclass(frozen=True)
 class Expert:
     cfg: TrainConfig
+    sac: SAC
     actor_params: Any
     summary: dict[str, Any]
     path: Path
 
     def policy(self) -> Callable[[jax.Array], jax.Array]:
         """The deterministic expert policy: obs [N, o] -> tanh(mean) [N, a]."""
-        env = make_env(self.cfg.env, 1)
-        sac = SAC(self.cfg, env.obs_size, env.action_size)
-        return lambda obs: sac.greedy_action(self.actor_params, obs)
+        return lambda obs: self.sac.greedy_action(self.actor_params, obs)
 
 
 def config_from_json(raw: dict[str, Any]) -> TrainConfig:
@@ -56,11 +56,10 @@ def load_expert(path: str | Path) -> Expert:
     cfg = config_from_json(json.loads((path / "config.json").read_text())["config"]).validate()
     env = make_env(cfg.env, 1)
     sac = SAC(cfg, env.obs_size, env.action_size)
-    template = {"actor": None, "critics": None}
     raw = serialization.msgpack_restore((path / "params.msgpack").read_bytes())
-    if set(raw) != set(template):
+    if set(raw) != {"actor", "critics"}:
         raise ExpertError(f"{path / 'params.msgpack'} does not hold actor and critic parameters")
-    template_actor = sac.init(jax.random.key(0), _default_hparams()).actor_params
+    template_actor = sac.actor.init(jax.random.key(0), jnp.zeros((1, env.obs_size), jnp.float32))
     try:
         actor = serialization.from_state_dict(template_actor, raw["actor"])
         same = jax.tree.map(lambda a, b: a.shape == b.shape, template_actor, actor)
@@ -68,10 +67,5 @@ def load_expert(path: str | Path) -> Expert:
         raise ExpertError(f"{path / 'params.msgpack'} does not match its config.json ({err})") from None
     if not all(jax.tree.leaves(same)):
         raise ExpertError(f"{path / 'params.msgpack'} has actor shapes that do not match its config.json")
-    return Expert(cfg=cfg, actor_params=actor, summary=json.loads((path / "summary.json").read_text()), path=path)
-
-
-def _default_hparams():
-    from kl_rl.config import HParams
-
-    return HParams.create()
+    summary = json.loads((path / "summary.json").read_text())
+    return Expert(cfg=cfg, sac=sac, actor_params=actor, summary=summary, path=path)
