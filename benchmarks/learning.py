@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-evals", type=int, default=6, help="evaluations including the initial one")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--cache-dir", default=str(compile_cache.DEFAULT_DIR))
+    parser.add_argument("--impls", nargs="+", choices=["kl_rl", "brax"], default=["kl_rl", "brax"],
+                        help="which implementations to run (brax alone: the baseline for an expert's budget)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "learning.json")
     args = parser.parse_args(argv)
     compile_cache.enable(args.cache_dir)
@@ -40,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(env=args.env, num_envs=args.num_envs, total_steps=args.total_steps,
                       learning_starts=args.learning_starts, eval_episodes=args.eval_episodes)
     eval_every = (cfg.total_steps - cfg.learning_starts) // (args.num_evals - 1)
-    results: dict[str, list[dict]] = {"kl_rl": [], "brax": []}
+    results: dict[str, list[dict]] = {name: [] for name in args.impls}
     for seed in args.seeds:
+        if "brax" in args.impls:
+            _run_brax(cfg, seed, args.num_evals, results)
+        if "kl_rl" not in args.impls:
+            continue
         t = time.perf_counter()
         res = run_kl_rl(cfg, HParams.create(), seed, run_dir=None, eval_every=eval_every, progress=False)
         results["kl_rl"].append({
@@ -50,16 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             "curve": [(r["env_steps"], r["eval_return"]) for r in res.rows if r.get("eval_return") is not None],
         })
         print(f"kl_rl seed {seed}: {results['kl_rl'][-1]['eval_return']:.1f}", flush=True)
-        out = run_brax_sac(cfg.env, num_envs=cfg.num_envs, total_steps=cfg.total_steps,
-                           learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, utd=cfg.utd,
-                           episode_length=cfg.episode_length, num_evals=args.num_evals,
-                           eval_episodes=cfg.eval_episodes, seed=seed)
-        results["brax"].append({"seed": seed, "eval_return": out["eval_return"], "env_steps": out["env_steps"],
-                                "wall_seconds": out["wall_seconds"], "curve": out["curve"]})
-        print(f"brax seed {seed}: {out['eval_return']:.1f}", flush=True)
 
     rows, summary = [], {}
     for name, label in (("kl_rl", "kl_rl SAC"), ("brax", "Brax SAC")):
+        if name not in results:
+            continue
         finals = np.array([r["eval_return"] for r in results[name]])
         summary[name] = {"mean": float(finals.mean()), "min": float(finals.min()), "max": float(finals.max()),
                          "per_seed": finals.tolist()}
@@ -78,6 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _run_brax(cfg: TrainConfig, seed: int, num_evals: int, results: dict[str, list[dict]]) -> None:
+    t = time.perf_counter()
+    out = run_brax_sac(cfg.env, num_envs=cfg.num_envs, total_steps=cfg.total_steps,
+                       learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, utd=cfg.utd,
+                       episode_length=cfg.episode_length, num_evals=num_evals,
+                       eval_episodes=cfg.eval_episodes, seed=seed)
+    results["brax"].append({"seed": seed, "eval_return": out["eval_return"], "env_steps": out["env_steps"],
+                            "wall_seconds": time.perf_counter() - t, "curve": out["curve"]})
+    print(f"brax seed {seed}: {out['eval_return']:.1f}", flush=True)
+
+
 def _figure(results: dict, path: Path, title: str) -> None:
     import matplotlib
 
@@ -86,7 +98,7 @@ def _figure(results: dict, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for color, (name, label) in zip(("C0", "C1"), (("kl_rl", "kl_rl SAC"), ("brax", "Brax SAC")), strict=True):
-        for i, run in enumerate(results[name]):
+        for i, run in enumerate(results.get(name, [])):
             steps, returns = zip(*run["curve"], strict=True)
             ax.plot(steps, returns, "o-", color=color, alpha=0.8, ms=3, label=label if i == 0 else None)
     ax.set_xlabel("environment steps")

@@ -1,0 +1,111 @@
+"""The parametric priors on a 1-D heteroscedastic toy problem, the shared interface, storage
+and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kl_rl import priors
+from kl_rl.priors import PriorError
+
+RNG = np.random.default_rng(0)
+TOY_X = RNG.uniform(-1.0, 1.0, size=(2000, 1))  # [N, 1]
+TOY_STD = 0.02 + 0.3 * np.abs(TOY_X[:, 0])  # noise grows with |x|
+TOY_Y = (np.sin(3.0 * TOY_X[:, 0]) * 0.5 + TOY_STD * RNG.standard_normal(2000))[:, None]  # [N, 1]
+SMALL = {"hidden_sizes": (32, 32), "steps": 2000, "learning_rate": 3e-3}
+KIND_OPTIONS = {
+    "mlp": SMALL,
+    "floor": {**SMALL, "min_std": 0.1},
+    "ensemble": {**SMALL, "num_members": 3},
+    "dropout": {**SMALL, "dropout_rate": 0.05, "num_passes": 8},
+    "gp": {"num_inducing": 32, "steps": 60, "learning_rate": 0.05},
+}
+
+
+@pytest.fixture(scope="module")
+def toy_priors():
+    return {kind: priors.fit(kind, jax.random.key(3), TOY_X, TOY_Y, **opts) for kind, opts in KIND_OPTIONS.items()}
+
+
+@pytest.mark.parametrize("kind", ["mlp", "floor", "ensemble", "dropout"])
+def test_mlp_kinds_fit_the_heteroscedastic_toy(toy_priors, kind):
+    prior = toy_priors[kind]
+    grid = jnp.linspace(-0.9, 0.9, 7)[:, None]
+    mean, std = jax.jit(priors.predict)(prior, grid)
+    np.testing.assert_allclose(mean[:, 0], 0.5 * np.sin(3.0 * grid[:, 0]), atol=0.08)
+    edge_std, centre_std = float(std[0, 0] + std[-1, 0]) / 2, float(std[3, 0])
+    assert edge_std > 2.0 * centre_std, (edge_std, centre_std)  # learns the noise grows with |x|
+    if kind == "floor":
+        assert float(std.min()) >= 0.1 - 1e-6
+
+
+def test_ensemble_and_dropout_moments_are_mixture_moments():
+    means = jnp.asarray([[[0.0, 1.0]], [[2.0, 1.0]]])  # [K=2, B=1, D=2]
+    stds = jnp.asarray([[[1.0, 0.5]], [[1.0, 0.5]]])
+    mean, std = priors.mlp.mixture_moments(means, stds)
+    np.testing.assert_allclose(mean, [[1.0, 1.0]])
+    np.testing.assert_allclose(std, [[np.sqrt(2.0), 0.5]], rtol=1e-6)
+
+
+def test_dropout_predict_is_deterministic_and_jittable(toy_priors):
+    prior = toy_priors["dropout"]
+    x = jnp.asarray(TOY_X[:5], jnp.float32)
+    eager = priors.predict(prior, x)
+    jitted = jax.jit(priors.predict)(prior, x)
+    np.testing.assert_allclose(eager[0], jitted[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(eager[1], jitted[1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", priors.KINDS)
+def test_save_load_round_trip(toy_priors, tmp_path, kind):
+    prior = toy_priors[kind]
+    priors.save(prior, tmp_path / kind, info={"note": "test"})
+    loaded, meta = priors.load_with_metadata(tmp_path / kind, obs_size=1, action_size=1)
+    assert meta["kind"] == kind and meta["fit"] == {"note": "test"}
+    x = jnp.asarray(TOY_X[:9], jnp.float32)
+    for a, b in zip(priors.predict(prior, x), priors.predict(loaded, x), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_load_errors(toy_priors, tmp_path):
+    path = tmp_path / "mlp"
+    priors.save(toy_priors["mlp"], path)
+    with pytest.raises(PriorError, match="observation size 1, but this env has 17"):
+        priors.load(path, obs_size=17)
+    with pytest.raises(PriorError, match="no prior at"):
+        priors.load(tmp_path / "missing")
+    (path / "prior.npz").write_bytes(b"not a zip")
+    with pytest.raises(PriorError, match="cannot read the prior"):
+        priors.load(path)
+    priors.save(toy_priors["mlp"], path)
+    meta = json.loads((path / "prior.json").read_text())
+    (path / "prior.json").write_text(json.dumps({**meta, "format": "something else"}))
+    with pytest.raises(PriorError, match="is not a kl_rl prior"):
+        priors.load(path)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: priors.fit("gaussian", jax.random.key(0), TOY_X, TOY_Y), "unknown prior 'gaussian'; choose one of gp"),
+    (lambda: priors.fit("gp", jax.random.key(0), TOY_X, TOY_Y, kernel="cosine"), "unknown kernel 'cosine'"),
+    (lambda: priors.fit("mlp", jax.random.key(0), TOY_X, TOY_Y, num_members=3), "unknown option"),
+    (lambda: priors.fit("mlp", jax.random.key(0), TOY_X, TOY_Y[:-1]), "differ in length"),
+    (lambda: priors.fit("mlp", jax.random.key(0), TOY_X[:, 0], TOY_Y), "must be 2-D"),
+    (lambda: priors.fit("gp", jax.random.key(0), TOY_X[:3], TOY_Y[:3]), "too few points"),
+    (lambda: priors.fit("gp", jax.random.key(0), TOY_X[:20], TOY_Y[:20], num_inducing=0), "num_inducing"),
+    (lambda: priors.fit("mlp", jax.random.key(0), np.full((20, 1), np.nan), TOY_Y[:20]), "NaN or inf"),
+    (lambda: priors.fit("dropout", jax.random.key(0), TOY_X, TOY_Y, dropout_rate=1.5), "dropout_rate"),
+])
+def test_bad_options_are_one_line_errors(call, message):
+    with pytest.raises(PriorError, match=message) as err:
+        call()
+    assert "\n" not in str(err.value)
+
+
+def test_predict_checks_observation_width(toy_priors):
+    with pytest.raises(AssertionError):
+        priors.predict(toy_priors["mlp"], jnp.zeros((3, 2)))
