@@ -50,9 +50,9 @@ class GPOptions:
     """Inducing points M, initialised from distinct demonstration states (capped at N)."""
     method: str = "sgpr"
     """'sgpr': full-batch collapsed bound; 'svgp': minibatch ELBO for large demonstration sets."""
-    steps: int = 300
+    steps: int = 150
     """Adam steps on the bound."""
-    learning_rate: float = 0.01
+    learning_rate: float = 0.03
     batch_size: int = 1024
     """Minibatch size of 'svgp' (unused by 'sgpr')."""
     jitter: float = 1e-5
