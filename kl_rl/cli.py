@@ -1,4 +1,4 @@
-"""Command line: ``kl-rl train ...``. Each option's help text is its field's docstring."""
+"""Command line: ``kl-rl train | demos | fit-prior ...``. Each option's help text is its field's docstring."""
 
 from __future__ import annotations
 
@@ -11,17 +11,29 @@ import tyro
 
 from kl_rl import compile_cache
 from kl_rl.config import TrainConfig
-
-ALGOS = ("sac",)
+from kl_rl.fit_prior import FitPriorArgs, PriorOptionArgs, fit_prior
 
 
 @dataclass
 class TrainArgs:
-    """Train an agent on a vectorized MJX environment and write metrics, a curve and params."""
+    """Train an agent on a vectorized MJX environment and write metrics, a curve and params.
+    The default algo, nppac, fits a GP prior to the env's shipped demonstrations (or loads it
+    from the prior cache), pretrains the actor toward it and trains SAC with the KL penalty."""
 
-    config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = field(default_factory=TrainConfig)
-    algo: str = "sac"
-    """Algorithm: sac (soft actor-critic with automatic entropy tuning)."""
+    config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = field(
+        default_factory=lambda: TrainConfig(algo="nppac"))
+    alpha: float | None = None
+    """Fixed weight of the KL term (nppac, kl); default: the env's preset (DESIGN.md)."""
+    demos: Path | None = None
+    """Demonstrations for the prior and pretraining (default: data/demos/<env>.npz, shipped)."""
+    num_demos: int | None = None
+    """Use only the first N demonstration episodes (1: the single-demonstration question)."""
+    prior_path: Path | None = None
+    """Load the prior from a `kl-rl fit-prior` folder instead of fitting it."""
+    prior_options: Annotated[PriorOptionArgs, tyro.conf.OmitArgPrefixes] = field(default_factory=PriorOptionArgs)
+    prior_cache: str | None = None
+    """Folder caching fitted priors by demos hash and options ("" turns it off); default
+    ~/.cache/kl_rl/priors or env KL_RL_PRIOR_CACHE."""
     seed: int = 0
     """Seed of every random choice in the run (same seed and machine: same numbers)."""
     lr: float = 3e-4
@@ -56,28 +68,61 @@ def fresh_run_dir(runs_dir: Path, base: str) -> Path:
 
 def train(args: TrainArgs) -> int:
     cfg = args.config.validate()
-    if args.algo not in ALGOS:
-        raise ValueError(f"unknown algo {args.algo!r}; choose one of: {', '.join(ALGOS)}")
     if args.eval_every < 1:
         raise ValueError(f"eval-every must be >= 1 (got {args.eval_every})")
+    if args.num_demos is not None and args.num_demos < 1:
+        raise ValueError(f"num-demos must be >= 1 (got {args.num_demos})")
     compile_cache.enable(args.compile_cache)
-    from kl_rl.config import HParams
-    from kl_rl.driver import run
+    from kl_rl.config import PRESETS, HParams
+    from kl_rl.driver import prepare_run_dir, run
 
+    alpha = args.alpha if args.alpha is not None else float(PRESETS[cfg.env]["alpha"])
     hparams = HParams.create(actor_lr=args.lr, critic_lr=args.lr, alpha_lr=args.lr,
-                             gamma=args.gamma, tau=args.tau)
+                             gamma=args.gamma, tau=args.tau, alpha=alpha)
     if args.run_name:
-        run_dir = args.runs_dir / args.run_name
+        run_dir = prepare_run_dir(args.runs_dir / args.run_name, args.overwrite)  # fail before fitting
     else:
-        run_dir = fresh_run_dir(args.runs_dir, f"{cfg.env}-{args.algo}-s{args.seed}")
+        run_dir = fresh_run_dir(args.runs_dir, f"{cfg.env}-{cfg.algo}-s{args.seed}")
+    prior, demos, extra, demo_return = _demos_and_prior(args, cfg)
     result = run(cfg, hparams, args.seed, run_dir, eval_every=args.eval_every,
-                 progress=args.progress, overwrite=args.overwrite)
+                 progress=args.progress, overwrite=args.overwrite, prior=prior, demos=demos, extra_config=extra)
     ev = result.final_eval
-    print(f"{cfg.env}: {result.rows[-1]['env_steps']} env steps, eval return "
+    print(f"{cfg.env} {cfg.algo}: {result.rows[-1]['env_steps']} env steps, eval return "
           f"{ev['eval_return']:.1f} (min {ev['eval_return_min']:.1f}, max {ev['eval_return_max']:.1f}) "
           f"over {cfg.eval_episodes} episodes; compile {result.compile_seconds:.1f}s, "
-          f"train {result.train_seconds:.1f}s; results in {run_dir}")
+          f"pretrain {result.pretrain_seconds:.1f}s, train {result.train_seconds:.1f}s; results in {run_dir}")
+    if demo_return is not None:
+        print(f"final eval return {ev['eval_return']:.1f} vs demonstrations' mean return {demo_return:.1f}")
     return 0
+
+
+def _demos_and_prior(args: TrainArgs, cfg: TrainConfig):
+    """(prior, (demo obs, demo actions), config record, demos' mean return) for algos that use
+    demonstrations; Nones for plain SAC."""
+    if not cfg.uses_demos:
+        return None, None, {}, None
+    import numpy as np
+
+    from kl_rl.envs import make_env
+    from kl_rl.fit_prior import kind_options
+    from kl_rl.prior_source import get_prior, load_demos
+
+    env = make_env(cfg.env, 1, cfg.episode_length)
+    data, path = load_demos(cfg.env, env.obs_size, env.action_size, args.demos, args.num_demos)
+    demo_return = float(data.episode_returns.mean())
+    extra = {"demos": {"path": str(path), "num_episodes": data.num_episodes, "num_steps": data.num_steps,
+                       "mean_return": demo_return}}
+    prior = None
+    if cfg.uses_prior:
+        print(f"prior: {cfg.prior} on {data.num_episodes} demonstration episodes of {path} ...", flush=True)
+        prior, info = get_prior(cfg.prior, data, path, args.num_demos,
+                                kind_options(args.prior_options, cfg.prior, cfg.env), args.seed,
+                                args.prior_cache, args.prior_path)
+        seconds = info.get("fit_seconds")
+        print(f"prior: {info['source']}" + (f" ({seconds:.1f} s)" if seconds and info["source"] == "fitted" else ""),
+              flush=True)
+        extra["prior"] = info
+    return prior, (np.asarray(data.observations), np.asarray(data.actions)), extra, demo_return
 
 
 @dataclass
@@ -166,8 +211,8 @@ def demos(args: DemosArgs) -> int:
     return 0
 
 
-COMMANDS = {"train": TrainArgs, "demos": DemosArgs}
-HANDLERS = {TrainArgs: train, DemosArgs: demos}
+COMMANDS = {"train": TrainArgs, "demos": DemosArgs, "fit-prior": FitPriorArgs}
+HANDLERS = {TrainArgs: train, DemosArgs: demos, FitPriorArgs: fit_prior}
 
 
 def main(argv: list[str] | None = None) -> int:

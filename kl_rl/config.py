@@ -12,6 +12,20 @@ import dataclasses
 import jax.numpy as jnp
 from flax import struct
 
+ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac")
+PRIOR_KINDS: tuple[str, ...] = ("gp", "mlp", "ensemble", "dropout", "floor")
+
+# Per-env settings of the KL algorithms (DESIGN.md, from the reference implementation). Hopper is
+# not in the reference: it shares Walker2d's reward terms (forward velocity, healthy bonus, control
+# cost) and its fall-termination rule, so it takes Walker2d's alpha (untuned).
+PRESETS: dict[str, dict[str, float | str]] = {
+    "halfcheetah": {"alpha": 0.1, "kernel": "rbf"},
+    "ant": {"alpha": 0.1, "kernel": "rbf"},
+    "walker2d": {"alpha": 0.2, "kernel": "rbf"},
+    "hopper": {"alpha": 0.2, "kernel": "rbf"},
+    "pointmass": {"alpha": 0.1, "kernel": "rbf"},
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -45,12 +59,31 @@ class TrainConfig:
     """Upper clamp of the actor's log standard deviation."""
     eval_episodes: int = 10
     """Deterministic evaluation episodes, run in parallel."""
+    algo: str = "sac"
+    """nppac (KL toward a GP prior), kl (KL toward --prior), sac (no prior, automatic entropy
+    tuning) or bc-sac (actor pretrained by behavioral cloning, then SAC)."""
+    prior: str = "gp"
+    """Behavioral prior of the kl algo: gp, mlp, ensemble, dropout or floor (nppac: gp)."""
+    pretrain_epochs: int = 400
+    """Passes over the demonstration states before online training (KL(pi||pi0) for nppac/kl,
+    behavioral cloning for bc-sac); 0 skips pretraining."""
+    pretrain_batch_size: int = 64
+    """Minibatch size of pretraining."""
+    prior_scale_is_variance: bool = False
+    """Reproduce the reference code's mix-up: use the prior's variance where its std belongs."""
 
     def validate(self) -> TrainConfig:
         """Returns self, or raises a one-line ``ValueError`` naming every bad setting."""
         from kl_rl.envs import check_env_name
 
         check_env_name(self.env)
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algo '{self.algo}'; choose one of: {', '.join(ALGOS)}")
+        if self.prior not in PRIOR_KINDS:
+            raise ValueError(f"unknown prior '{self.prior}'; choose one of: {', '.join(PRIOR_KINDS)}")
+        if self.algo == "nppac" and self.prior != "gp":
+            raise ValueError(f"algo nppac uses the gp prior (got prior {self.prior}); for another prior "
+                             "use --algo kl --prior " + self.prior)
         problems = []
         if self.num_envs < 1:
             problems.append(f"num_envs must be >= 1 (got {self.num_envs})")
@@ -63,6 +96,10 @@ class TrainConfig:
                      "replay_size", "num_critics", "eval_episodes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if self.pretrain_epochs < 0:
+            problems.append(f"pretrain_epochs must be >= 0 (got {self.pretrain_epochs})")
+        if self.pretrain_batch_size < 1:
+            problems.append(f"pretrain_batch_size must be >= 1 (got {self.pretrain_batch_size})")
         if self.learning_starts < 0:
             problems.append(f"learning_starts must be >= 0 (got {self.learning_starts})")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
@@ -70,6 +107,16 @@ class TrainConfig:
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def uses_prior(self) -> bool:
+        """The objective has the KL term toward a behavioral prior (nppac, kl)."""
+        return self.algo in ("nppac", "kl")
+
+    @property
+    def uses_demos(self) -> bool:
+        """Training needs demonstrations (a prior to fit, or behavioral cloning)."""
+        return self.algo != "sac"
 
     @property
     def iters_per_epoch(self) -> int:
@@ -100,7 +147,8 @@ class HParams:
     alpha_lr: jnp.ndarray
     gamma: jnp.ndarray
     tau: jnp.ndarray
-    init_alpha: jnp.ndarray
+    init_alpha: jnp.ndarray  # initial entropy temperature of SAC (tuned automatically)
+    alpha: jnp.ndarray  # fixed weight of the KL term (nppac, kl)
 
     @classmethod
     def create(
@@ -111,6 +159,7 @@ class HParams:
         gamma: float = 0.99,
         tau: float = 5e-3,
         init_alpha: float = 1.0,
+        alpha: float = 0.1,
     ) -> HParams:
         f = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
-        return cls(f(actor_lr), f(critic_lr), f(alpha_lr), f(gamma), f(tau), f(init_alpha))
+        return cls(f(actor_lr), f(critic_lr), f(alpha_lr), f(gamma), f(tau), f(init_alpha), f(alpha))

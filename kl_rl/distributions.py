@@ -34,3 +34,12 @@ def sample_tanh_gaussian(
 def deterministic_action(mean: jax.Array) -> jax.Array:
     """The evaluation action: the squashed mean. [..., d] -> [..., d]."""
     return jnp.tanh(mean)
+
+
+def tanh_gaussian_log_prob(action: jax.Array, mean: jax.Array, log_std: jax.Array,
+                           edge: float = 1e-3) -> jax.Array:
+    """log pi(a|s) of a given action in the box under the tanh-squashed Gaussian (for behavior
+    cloning). Actions are pulled ``edge`` inside (-1, 1) so atanh stays finite. [..., d] -> [...]."""
+    clipped = jnp.clip(action, -1.0 + edge, 1.0 - edge)
+    pre_tanh = jnp.arctanh(clipped)
+    return gaussian_log_prob(pre_tanh, mean, log_std) - tanh_log_det_jacobian(pre_tanh)

@@ -30,6 +30,26 @@ class RunDirExistsError(FileExistsError):
     """The run directory already holds results that a new run would overwrite."""
 
 
+class NonFiniteError(ValueError):
+    """A loss, gradient or diagnostic became NaN or infinite; the run stopped."""
+
+
+# Update metrics that must stay finite once updates have started (NaN before them is normal).
+FINITE_METRICS = ("critic_loss", "actor_loss", "actor_grad_norm", "critic_grad_norm", "q_mean", "kl_mean", "kl_max")
+
+
+def check_finite(metrics: dict[str, Any], epoch: int) -> None:
+    """Raises NonFiniteError naming the epoch and the first non-finite quantity among an
+    epoch's raw metrics (arrays, before NaN becomes null in the JSON log)."""
+    if not int(metrics.get("grad_steps", 0)):
+        return
+    for name in FINITE_METRICS:
+        value = metrics.get(name)
+        if value is not None and not np.isfinite(value):
+            raise NonFiniteError(f"epoch {epoch}: {name} is {value}; training stopped (the metrics up to this "
+                                 "epoch are kept). Lower the learning rates or raise the prior's std floor")
+
+
 @dataclass
 class RunResult:
     state: TrainState
@@ -37,6 +57,8 @@ class RunResult:
     final_eval: dict[str, Any] = field(default_factory=dict)
     compile_seconds: float = 0.0
     train_seconds: float = 0.0
+    pretrain_seconds: float = 0.0
+    pretrain_losses: np.ndarray | None = None  # [pretrain_epochs] mean loss of each pass
 
 
 def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
@@ -87,21 +109,39 @@ def run(
     progress: bool = True,
     overwrite: bool = False,
     tensorboard: bool = True,
+    prior: Any = None,
+    demos: tuple[np.ndarray, np.ndarray] | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> RunResult:
     """Trains one run for ``cfg.total_steps`` transitions; evaluates every ``eval_every`` steps
     and at the end. With ``run_dir``, writes metrics.jsonl, tb/, curve.png, params.msgpack and
-    summary.json there."""
+    summary.json there.
+
+    ``prior``: the behavioral prior pytree of nppac / kl. ``demos``: (observations [N, o],
+    actions [N, a]) for pretraining (nppac, kl, bc-sac; skipped when pretrain_epochs is 0).
+    ``extra_config`` is recorded in config.json (where the prior and demos came from)."""
+    if cfg.uses_prior and prior is None:
+        raise ValueError(f"algo {cfg.algo} needs a behavioral prior")
+    if cfg.uses_demos and cfg.pretrain_epochs and demos is None:
+        raise ValueError(f"algo {cfg.algo} pretrains on demonstrations: pass demos or set pretrain_epochs 0")
     if run_dir is not None:
         run_dir = prepare_run_dir(Path(run_dir), overwrite)
         (run_dir / "config.json").write_text(json.dumps(
-            {"config": dataclasses.asdict(cfg), "hparams": to_python_tree(hparams), "seed": seed},
-            indent=2))
+            {"config": dataclasses.asdict(cfg), "hparams": to_python_tree(hparams), "seed": seed,
+             **(extra_config or {})}, indent=2, default=str))
     trainer = Trainer(cfg)
     t0 = time.perf_counter()
-    state = jax.jit(trainer.init)(jax.random.key(seed), hparams)
+    state = jax.jit(trainer.init)(jax.random.key(seed), hparams, prior)
+    pretrain_losses = None
+    if cfg.uses_demos and cfg.pretrain_epochs:
+        state, pretrain_losses = jax.jit(trainer.pretrain)(state, hparams, *map(jax.numpy.asarray, demos))
+        pretrain_losses = np.asarray(pretrain_losses)
+    pretrain_seconds = time.perf_counter() - t0
     epoch = jax.jit(trainer.epoch, donate_argnums=0).lower(state, hparams).compile()
     evaluate = jax.jit(trainer.evaluate).lower(state).compile()
-    result = RunResult(state=state, compile_seconds=time.perf_counter() - t0)
+    result = RunResult(state=state, compile_seconds=time.perf_counter() - t0 - pretrain_seconds)
+    result.pretrain_seconds = pretrain_seconds
+    result.pretrain_losses = pretrain_losses
 
     writer = MetricsWriter(run_dir, tensorboard) if run_dir is not None else None
     last_return = "-"
@@ -111,6 +151,9 @@ def run(
         # The untrained policy's evaluation anchors the learning curve at step 0.
         row = {"epoch": 0, "env_steps": 0, "grad_steps": 0, "wall_seconds": 0.0,
                **{k: to_python(v) for k, v in jax.device_get(evaluate(state)).items()}}
+        if pretrain_losses is not None and len(pretrain_losses):
+            row.update(pretrain_loss_first=float(pretrain_losses[0]), pretrain_loss_last=float(pretrain_losses[-1]),
+                       pretrain_seconds=pretrain_seconds)
         result.rows.append(row)
         if writer is not None:
             writer.write(row, step=0)
@@ -126,7 +169,12 @@ def run(
                        "epoch_seconds": seconds, "env_steps_per_s": cfg.env_steps_per_epoch / seconds,
                        "wall_seconds": time.perf_counter() - t_train}
                 last_epoch = index + 1 == cfg.num_epochs
-                if row["env_steps"] >= next_eval or last_epoch:
+                try:
+                    check_finite(metrics, index + 1)
+                    fault = None
+                except NonFiniteError as err:
+                    fault = err  # logged below, then raised
+                if fault is None and (row["env_steps"] >= next_eval or last_epoch):
                     next_eval += eval_every
                     ev = jax.device_get(evaluate(state))
                     row.update({k: to_python(v) for k, v in ev.items()})
@@ -134,6 +182,8 @@ def run(
                 if writer is not None:
                     writer.write(row, step=row["env_steps"])
                 result.rows.append(row)
+                if fault is not None:
+                    raise fault
                 bar.update(task, completed=row["env_steps"], sps=row["env_steps_per_s"], ret=last_return)
                 if progress and not bar.console.is_terminal and "eval_return" in row:
                     # No live bar in logs and pipes: one plain line per evaluation instead.
@@ -147,11 +197,12 @@ def run(
     final = result.rows[-1]
     result.final_eval = {k: final[k] for k in final if k.startswith("eval_")}
     if run_dir is not None:
-        learning_curve(result.rows, run_dir / "curve.png", title=f"{cfg.env} · SAC · seed {seed}")
+        learning_curve(result.rows, run_dir / "curve.png", title=f"{cfg.env} · {cfg.algo} · seed {seed}")
         save_params(state, run_dir / "params.msgpack")
-        summary = {"env": cfg.env, "seed": seed, "env_steps": final["env_steps"],
+        summary = {"env": cfg.env, "algo": cfg.algo, "seed": seed, "env_steps": final["env_steps"],
                    "grad_steps": final["grad_steps"], "compile_seconds": result.compile_seconds,
-                   "train_seconds": result.train_seconds, **result.final_eval}
+                   "pretrain_seconds": result.pretrain_seconds, "train_seconds": result.train_seconds,
+                   **result.final_eval}
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return result
 

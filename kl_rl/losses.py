@@ -2,13 +2,16 @@
 
 Each takes already-computed network outputs, so each can be checked against a hand-computed
 case; ``kl_rl.sac`` wires them to parameters and gradients. ``log_prob`` is log pi(a|s) of a
-reparameterized sample; the KL variants later replace it by log pi(a|s) - log pi0(a|s).
+reparameterized sample; the KL variants pass log pi(a|s) - log pi0(a|s) in its place (the
+one-sample KL estimate), which turns the entropy bonus into the KL penalty of N-PPAC.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+from kl_rl.distributions import gaussian_log_prob
 
 
 def soft_td_target(
@@ -48,3 +51,27 @@ def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: 
     it above. ``log_prob`` [B] is a constant here.
     """
     return -log_alpha * jnp.mean(jax.lax.stop_gradient(log_prob) + target_entropy)
+
+
+def prior_log_prob(action: jax.Array, prior_mean: jax.Array, prior_std: jax.Array) -> jax.Array:
+    """log pi0(a|s) of a diagonal Gaussian prior scored at the (squashed) action: [B, d] -> [B].
+
+    Its gradient in a is -(a - mu0) / sigma0^2: the source of the 1/sigma0^2 blow-up of the KL
+    term when a parametric prior's std collapses (the paper's Proposition 1)."""
+    return gaussian_log_prob(action, prior_mean, jnp.log(prior_std))
+
+
+def kl_estimate(log_prob: jax.Array, prior_log_prob: jax.Array) -> jax.Array:
+    """One-sample estimate of KL(pi(.|s) || pi0(.|s)) at a ~ pi(.|s): log pi(a|s) - log pi0(a|s).
+    Unbiased for the KL; each sample can be negative. [B] -> [B]."""
+    return log_prob - prior_log_prob
+
+
+def pretrain_kl_loss(log_prob: jax.Array, prior_log_prob: jax.Array) -> jax.Array:
+    """Pretraining objective on demonstration states: mean_s KL(pi(.|s) || pi0(.|s)). [B] -> []."""
+    return jnp.mean(kl_estimate(log_prob, prior_log_prob))
+
+
+def behavior_cloning_loss(demo_log_prob: jax.Array) -> jax.Array:
+    """Negative log-likelihood of the demonstrated actions under pi: -mean log pi(a_D|s). [B] -> []."""
+    return -jnp.mean(demo_log_prob)

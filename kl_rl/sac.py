@@ -4,6 +4,12 @@ One update (Haarnoja et al. 2018, with the reference's settings): critics regres
 TD target from the target critics, the actor minimizes alpha log pi - min Q under the critics
 as they were before this update, alpha follows automatic entropy tuning, and the target critics
 track the critics by Polyak averaging with rate tau.
+
+With a behavioral prior pi0 (algos nppac and kl, DESIGN.md "The method in one screen") log pi
+becomes the one-sample KL estimate log pi - log pi0 in both the actor loss and the critic
+target, alpha is the fixed ``hparams.alpha``, and pi0 is evaluated inside the update from the
+prior pytree. ``pretrain_step`` fits the actor to pi0 (KL) or to the demonstrated actions
+(behavioral cloning) before online training.
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from kl_rl import losses
+from kl_rl import losses, priors
 from kl_rl.buffer import Transition
 from kl_rl.config import HParams, TrainConfig
-from kl_rl.distributions import deterministic_action, sample_tanh_gaussian
+from kl_rl.distributions import deterministic_action, sample_tanh_gaussian, tanh_gaussian_log_prob
 from kl_rl.networks import Actor, Critics
 
 Params = Any
@@ -49,6 +55,19 @@ class SAC:
         # Adam without a learning rate: the rate is applied from HParams so a sweep can vmap it.
         self.optimizer = optax.scale_by_adam()
         self.target_entropy = -float(action_size)
+        self.uses_prior = cfg.uses_prior
+        names = ["critic_loss", "actor_loss", "alpha", "entropy", "q_mean", "actor_grad_norm", "critic_grad_norm"]
+        names += ["kl_mean", "kl_max", "prior_std_mean", "prior_std_min"] if self.uses_prior else ["alpha_loss"]
+        # How each update metric combines over an epoch's updates.
+        self.metric_reductions = {n: ("max" if n.endswith("_max") else "min" if n.endswith("_min") else "mean")
+                                  for n in names}
+
+    def prior_log_prob(self, prior: Any, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """log pi0(a|s) [B] and the std used for it [B, a]. With ``prior_scale_is_variance`` the
+        prior's variance stands in for its std, as in the reference code (for comparison only)."""
+        mean0, std0 = priors.predict(prior, obs)
+        scale = std0**2 if self.cfg.prior_scale_is_variance else std0
+        return losses.prior_log_prob(action, mean0, scale), scale
 
     def init(self, key: jax.Array, hparams: HParams) -> AgentState:
         key_actor, key_critic = jax.random.split(key)
@@ -83,16 +102,24 @@ class SAC:
         return params, opt_state
 
     def update(
-        self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array
+        self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array, prior: Any = None
     ) -> tuple[AgentState, dict[str, jax.Array]]:
-        """One gradient step on a minibatch (leaves [B, ...]). Returns new state and metrics."""
+        """One gradient step on a minibatch (leaves [B, ...]). Returns new state and metrics.
+        ``prior`` is the behavioral prior pytree (required exactly when the algo uses one)."""
+        if (prior is not None) != self.uses_prior:
+            raise ValueError(f"algo {self.cfg.algo} {'needs' if self.uses_prior else 'takes no'} prior")
         key_next, key_pi = jax.random.split(key)
-        alpha = jnp.exp(agent.log_alpha)
+        alpha = hparams.alpha if self.uses_prior else jnp.exp(agent.log_alpha)
 
         # Critic target, from the target critics at a fresh next action.
         next_mean, next_log_std = self.actor.apply(agent.actor_params, batch.next_obs)
         next_action, next_log_prob = sample_tanh_gaussian(key_next, next_mean, next_log_std)
         next_q = self.critics.apply(agent.target_critic_params, batch.next_obs, next_action).min(0)
+        if self.uses_prior:  # the entropy bonus becomes the KL penalty: log pi - log pi0
+            next_log_prob = losses.kl_estimate(next_log_prob,
+                                               self.prior_log_prob(prior, batch.next_obs, next_action)[0])
+            mean0, std0 = priors.predict(prior, batch.obs)  # pi0 at s does not depend on the actor
+            scale0 = std0**2 if self.cfg.prior_scale_is_variance else std0
         target = losses.soft_td_target(
             batch.reward, batch.terminated, next_q, next_log_prob, alpha, hparams.gamma
         )
@@ -105,16 +132,16 @@ class SAC:
             mean, log_std = self.actor.apply(actor_params, batch.obs)
             action, log_prob = sample_tanh_gaussian(key_pi, mean, log_std)
             q = self.critics.apply(agent.critic_params, batch.obs, action).min(0)
-            return losses.actor_loss(log_prob, q, alpha), log_prob
+            penalty = log_prob
+            if self.uses_prior:
+                penalty = losses.kl_estimate(log_prob, losses.prior_log_prob(action, mean0, scale0))
+            return losses.actor_loss(penalty, q, alpha), (log_prob, penalty)
 
         (critic_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(
             agent.critic_params
         )
-        (actor_loss, log_prob), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(
+        (actor_loss, (log_prob, penalty)), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(
             agent.actor_params
-        )
-        alpha_loss, alpha_grad = jax.value_and_grad(losses.temperature_loss)(
-            agent.log_alpha, log_prob, self.target_entropy
         )
 
         critic_params, critic_opt_state = self._apply_adam(
@@ -123,9 +150,27 @@ class SAC:
         actor_params, actor_opt_state = self._apply_adam(
             agent.actor_params, actor_grads, agent.actor_opt_state, hparams.actor_lr
         )
-        log_alpha, alpha_opt_state = self._apply_adam(
-            agent.log_alpha, alpha_grad, agent.alpha_opt_state, hparams.alpha_lr
-        )
+        metrics = {
+            "critic_loss": critic_loss,
+            "actor_loss": actor_loss,
+            "alpha": alpha,
+            "entropy": -jnp.mean(log_prob),
+            "q_mean": jnp.mean(q),
+            "actor_grad_norm": optax.global_norm(actor_grads),
+            "critic_grad_norm": optax.global_norm(critic_grads),
+        }
+        if self.uses_prior:  # alpha is fixed; the KL and the prior's std are the diagnostics
+            log_alpha, alpha_opt_state = agent.log_alpha, agent.alpha_opt_state
+            metrics.update(kl_mean=jnp.mean(penalty), kl_max=jnp.max(penalty),
+                           prior_std_mean=jnp.mean(std0), prior_std_min=jnp.min(std0))
+        else:
+            alpha_loss, alpha_grad = jax.value_and_grad(losses.temperature_loss)(
+                agent.log_alpha, log_prob, self.target_entropy
+            )
+            log_alpha, alpha_opt_state = self._apply_adam(
+                agent.log_alpha, alpha_grad, agent.alpha_opt_state, hparams.alpha_lr
+            )
+            metrics["alpha_loss"] = alpha_loss
         target_critic_params = optax.incremental_update(
             critic_params, agent.target_critic_params, hparams.tau
         )
@@ -138,12 +183,25 @@ class SAC:
             log_alpha=log_alpha,
             alpha_opt_state=alpha_opt_state,
         )
-        metrics = {
-            "critic_loss": critic_loss,
-            "actor_loss": actor_loss,
-            "alpha_loss": alpha_loss,
-            "alpha": alpha,
-            "entropy": -jnp.mean(log_prob),
-            "q_mean": jnp.mean(q),
-        }
         return new_agent, metrics
+
+    def pretrain_step(
+        self, agent: AgentState, hparams: HParams, obs: jax.Array, actions: jax.Array, key: jax.Array,
+        prior: Any = None,
+    ) -> tuple[AgentState, jax.Array]:
+        """One actor step on demonstration states obs [B, o] (and actions [B, a]): minimize
+        KL(pi || pi0) when the algo has a prior, else the behavioral-cloning NLL. Returns the
+        new state and the loss before the step."""
+
+        def objective(actor_params):
+            mean, log_std = self.actor.apply(actor_params, obs)
+            if self.uses_prior:
+                action, log_prob = sample_tanh_gaussian(key, mean, log_std)
+                return losses.pretrain_kl_loss(log_prob, self.prior_log_prob(prior, obs, action)[0])
+            return losses.behavior_cloning_loss(tanh_gaussian_log_prob(actions, mean, log_std))
+
+        loss, grads = jax.value_and_grad(objective)(agent.actor_params)
+        actor_params, actor_opt_state = self._apply_adam(
+            agent.actor_params, grads, agent.actor_opt_state, hparams.actor_lr
+        )
+        return agent.replace(actor_params=actor_params, actor_opt_state=actor_opt_state), loss

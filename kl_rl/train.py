@@ -4,10 +4,13 @@
 jit-able, and work unchanged under ``jax.vmap`` over a leading run axis (seeds x hparams).
 An epoch collects ``env_steps_per_epoch`` transitions with ``lax.scan`` over vectorized env
 steps; after each vectorized step it writes the transitions to the replay buffer and runs
-``utd * num_envs`` gradient updates with an inner ``lax.scan``.
+``utd * num_envs`` gradient updates with an inner ``lax.scan``. ``pretrain`` fits the actor
+on demonstration states before that (KL toward the prior, or behavioral cloning).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +25,9 @@ from kl_rl.sac import SAC, AgentState
 
 _EVAL_SALT = 0x5EED  # folds the state's key into an evaluation key without consuming it
 
-UPDATE_METRICS = ("critic_loss", "actor_loss", "alpha_loss", "alpha", "entropy", "q_mean")
+_REDUCE = {"mean": jnp.sum, "max": jnp.max, "min": jnp.min}  # over updates; "mean" sums, divided later
+_NEUTRAL = {"mean": 0.0, "max": -jnp.inf, "min": jnp.inf}
+_COMBINE = {"mean": jnp.add, "max": jnp.maximum, "min": jnp.minimum}
 
 
 @struct.dataclass
@@ -33,6 +38,7 @@ class TrainState:
     buffer: ReplayBuffer
     env_state: VecEnvState  # env physics, current observations, episode counters
     key: jax.Array  # PRNG key for the next epoch
+    prior: Any  # behavioral prior pytree pi0 (nppac, kl), or None
     env_steps: jax.Array  # [] int32, transitions collected so far
     grad_steps: jax.Array  # [] int32, gradient updates done so far
 
@@ -46,36 +52,68 @@ class Trainer:
         self.eval_env: VecEnv = make_env(cfg.env, cfg.eval_episodes, cfg.episode_length)
         self.sac = SAC(cfg, self.env.obs_size, self.env.action_size)
 
-    def init(self, key: jax.Array, hparams: HParams) -> TrainState:
+    def init(self, key: jax.Array, hparams: HParams, prior: Any = None) -> TrainState:
+        """A fresh state; ``prior`` (a ``kl_rl.priors`` pytree) is required by nppac and kl."""
+        if (prior is not None) != self.cfg.uses_prior:
+            raise ValueError(f"algo {self.cfg.algo} {'needs a' if self.cfg.uses_prior else 'takes no'} prior")
         key_agent, key_env, key_next = jax.random.split(key, 3)
         return TrainState(
             agent=self.sac.init(key_agent, hparams),
             buffer=replay.init(self.cfg.buffer_capacity, self.env.obs_size, self.env.action_size),
             env_state=self.env.reset(key_env),
             key=key_next,
+            prior=prior,
             env_steps=jnp.int32(0),
             grad_steps=jnp.int32(0),
         )
 
     def _updates(
-        self, agent: AgentState, hparams: HParams, buffer: ReplayBuffer, key: jax.Array
+        self, agent: AgentState, hparams: HParams, buffer: ReplayBuffer, key: jax.Array, prior: Any
     ) -> tuple[AgentState, dict[str, jax.Array]]:
-        """``updates_per_iter`` gradient steps on fresh minibatches; returns summed metrics."""
+        """``updates_per_iter`` gradient steps on fresh minibatches; returns metrics reduced
+        over them (sums for means, max / min for extremes)."""
         n, batch_size = self.cfg.updates_per_iter, self.cfg.batch_size
         key_sample, key_update = jax.random.split(key)
         batches = replay.sample(buffer, key_sample, (n, batch_size))  # leaves [n, B, ...]
 
         def one(agent, xs):
             batch, k = xs
-            return self.sac.update(agent, hparams, batch, k)
+            return self.sac.update(agent, hparams, batch, k, prior)
 
         agent, metrics = jax.lax.scan(one, agent, (batches, jax.random.split(key_update, n)))
-        return agent, jax.tree.map(jnp.sum, metrics)
+        return agent, {k: _REDUCE[self.sac.metric_reductions[k]](v) for k, v in metrics.items()}
+
+    def pretrain(self, state: TrainState, hparams: HParams, demo_obs: jax.Array,
+                 demo_actions: jax.Array) -> tuple[TrainState, jax.Array]:
+        """``pretrain_epochs`` shuffled passes over the demonstrations in minibatches of
+        ``pretrain_batch_size`` (one scan): the actor minimizes KL(pi || pi0) on the demo states
+        (nppac, kl) or the NLL of the demo actions (bc-sac). demo_obs [N, o], demo_actions
+        [N, a]. Returns the state and the mean loss of each epoch [pretrain_epochs]."""
+        cfg = self.cfg
+        n = demo_obs.shape[0]
+        batch = min(cfg.pretrain_batch_size, n)
+        num_batches = n // batch
+        key, key_epochs = jax.random.split(state.key)
+
+        def epoch(agent, key_epoch):
+            key_perm, key_steps = jax.random.split(key_epoch)
+            order = jax.random.permutation(key_perm, n)[: num_batches * batch].reshape(num_batches, batch)
+
+            def step(agent, xs):
+                idx, k = xs
+                return self.sac.pretrain_step(agent, hparams, demo_obs[idx], demo_actions[idx], k, state.prior)
+
+            agent, step_losses = jax.lax.scan(step, agent, (order, jax.random.split(key_steps, num_batches)))
+            return agent, jnp.mean(step_losses)
+
+        agent, losses = jax.lax.scan(epoch, state.agent, jax.random.split(key_epochs, cfg.pretrain_epochs))
+        return state.replace(agent=agent, key=key), losses
 
     def epoch(self, state: TrainState, hparams: HParams) -> tuple[TrainState, dict[str, jax.Array]]:
         """Collects ``env_steps_per_epoch`` transitions, interleaved with gradient updates."""
         cfg = self.cfg
-        zero_metrics = {k: jnp.float32(0) for k in UPDATE_METRICS}
+        reductions = self.sac.metric_reductions
+        zero_metrics = {k: jnp.float32(_NEUTRAL[r]) for k, r in reductions.items()}
 
         def iteration(carry, _):
             state, sums = carry
@@ -95,13 +133,13 @@ class Trainer:
             learn = env_steps >= cfg.learning_starts
             agent, update_sums = jax.lax.cond(
                 learn,
-                lambda a: self._updates(a, hparams, buffer, key_update),
+                lambda a: self._updates(a, hparams, buffer, key_update, state.prior),
                 lambda a: (a, zero_metrics),
                 state.agent,
             )
             done = out.done
             sums = {
-                **{k: sums[k] + update_sums[k] for k in UPDATE_METRICS},
+                **{k: _COMBINE[r](sums[k], update_sums[k]) for k, r in reductions.items()},
                 "episodes": sums["episodes"] + jnp.sum(done),
                 "return_sum": sums["return_sum"] + jnp.sum(jnp.where(done, out.episode_return, 0.0)),
                 "length_sum": sums["length_sum"] + jnp.sum(jnp.where(done, out.episode_length, 0)),
@@ -116,7 +154,7 @@ class Trainer:
                  "length_sum": jnp.int32(0)}
         grad_steps_before = state.grad_steps
         (state, sums), _ = jax.lax.scan(iteration, (state, sums0), None, length=cfg.iters_per_epoch)
-        return state, _epoch_metrics(sums, state, state.grad_steps - grad_steps_before)
+        return state, _epoch_metrics(sums, state, state.grad_steps - grad_steps_before, reductions)
 
     def evaluate(self, state: TrainState) -> dict[str, jax.Array]:
         """Deterministic policy (tanh of the mean), ``eval_episodes`` full episodes in parallel."""
@@ -133,13 +171,16 @@ class Trainer:
         }
 
 
-def _epoch_metrics(sums: dict[str, jax.Array], state: TrainState, updates: jax.Array) -> dict[str, jax.Array]:
-    """Means over the epoch's ``updates`` and completed episodes (NaN where there were none)."""
+def _epoch_metrics(sums: dict[str, jax.Array], state: TrainState, updates: jax.Array,
+                   reductions: dict[str, str]) -> dict[str, jax.Array]:
+    """Means (or extremes) over the epoch's ``updates`` and means over its completed episodes
+    (NaN where there were none)."""
     updates = updates.astype(jnp.float32)
     episodes = sums["episodes"].astype(jnp.float32)
     per_update = jnp.where(updates > 0, 1.0 / jnp.maximum(updates, 1.0), jnp.nan)
     per_episode = jnp.where(episodes > 0, 1.0 / jnp.maximum(episodes, 1.0), jnp.nan)
-    metrics = {k: sums[k] * per_update for k in UPDATE_METRICS}
+    metrics = {k: sums[k] * per_update if r == "mean" else jnp.where(updates > 0, sums[k], jnp.nan)
+               for k, r in reductions.items()}
     metrics.update(
         train_return=sums["return_sum"] * per_episode,
         train_length=sums["length_sum"].astype(jnp.float32) * per_episode,

@@ -45,3 +45,40 @@ def tiny_programs(tiny_trainer: Trainer):
         jax.jit(tiny_trainer.epoch),
         jax.jit(tiny_trainer.evaluate),
     )
+
+
+def homing_policy(obs):
+    """A decent pointmass controller (push toward the origin, damp the velocity): the 'expert'
+    of the tests' demonstrations."""
+    import jax.numpy as jnp
+
+    return jnp.clip(-2.0 * obs[:, :2] - 0.5 * obs[:, 2:], -1.0, 1.0)
+
+
+@pytest.fixture(scope="session")
+def pointmass_demos(tiny_cfg: TrainConfig):
+    """Six noisy demonstration episodes of the homing policy on the tiny pointmass config."""
+    from kl_rl import demos as demos_lib
+    from kl_rl.envs import make_env
+
+    env = make_env("pointmass", 6, tiny_cfg.episode_length)
+    return demos_lib.collect(env, homing_policy, jax.random.key(11), noise_std=0.1,
+                             metadata={"env": "pointmass", "episode_length": tiny_cfg.episode_length})
+
+
+TINY_PRIOR_OPTIONS = {
+    "gp": {"num_inducing": 24, "steps": 20, "learning_rate": 0.05},
+    "mlp": {"hidden_sizes": (32, 32), "steps": 300},
+    "ensemble": {"hidden_sizes": (32, 32), "steps": 300, "num_members": 2},
+    "dropout": {"hidden_sizes": (32, 32), "steps": 300, "num_passes": 4},
+    "floor": {"hidden_sizes": (32, 32), "steps": 300, "min_std": 0.1},
+}
+
+
+@pytest.fixture(scope="session")
+def pointmass_priors(pointmass_demos):
+    """One small prior of every kind, fitted to the pointmass demonstrations."""
+    from kl_rl import priors
+
+    return {kind: priors.fit(kind, jax.random.key(5), pointmass_demos.observations, pointmass_demos.actions,
+                             **opts) for kind, opts in TINY_PRIOR_OPTIONS.items()}

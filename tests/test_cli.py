@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["--env", "pointmass", "--total-steps", "256", "--num-envs", "4", "--env-steps-per-epoch", "64",
-        "--learning-starts", "64", "--batch-size", "32", "--episode-length", "20", "--eval-every", "128",
-        "--eval-episodes", "2", "--no-progress"]
+TINY = ["--algo", "sac", "--env", "pointmass", "--total-steps", "256", "--num-envs", "4",
+        "--env-steps-per-epoch", "64", "--learning-starts", "64", "--batch-size", "32", "--episode-length", "20",
+        "--eval-every", "128", "--eval-episodes", "2", "--no-progress"]
 
 
 def kl_rl(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
@@ -66,7 +66,9 @@ def test_default_run_names_are_numbered(workdir):
     "args, expected",
     [
         (["--env", "cheetah"], "unknown env 'cheetah'; choose one of: ant, halfcheetah, hopper, pointmass, walker2d"),
-        (["--algo", "ppo"], "unknown algo 'ppo'; choose one of: sac"),
+        (["--algo", "ppo"], "unknown algo 'ppo'; choose one of: nppac, kl, sac, bc-sac"),
+        (["--algo", "nppac", "--prior", "mlp"], "algo nppac uses the gp prior"),
+        (["--prior", "gaussian"], "unknown prior 'gaussian'"),
         (["--num-envs", "3", "--env-steps-per-epoch", "64"], "must be a multiple of num_envs"),
     ],
 )
@@ -115,3 +117,89 @@ def test_load_expert_rejects_unfinished_folder(tmp_path):
 
     with pytest.raises(ExpertError, match="not a finished kl-rl run folder"):
         load_expert(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def pointmass_demos_file(workdir) -> Path:
+    """A small synthetic pointmass demonstrations file: 4 episodes of 30 steps."""
+    import numpy as np
+
+    from kl_rl import demos as demos_lib
+    from kl_rl.demos import Demonstrations
+
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(120, 4)).astype(np.float32)
+    return demos_lib.save(Demonstrations(
+        observations=obs, actions=np.clip(-0.5 * obs[:, :2], -1, 1).astype(np.float32),
+        rewards=rng.normal(size=120).astype(np.float32), terminals=np.zeros(120, bool),
+        truncations=np.isin(np.arange(120), [29, 59, 89, 119]),
+        episode_ids=np.repeat(np.arange(4, dtype=np.int32), 30), episode_lengths=np.full(4, 30, np.int32),
+        metadata={"env": "pointmass", "episode_length": 30}), workdir / "pm_demos")
+
+
+FIT_TINY = ["--compare", "gp", "mlp", "--gp-steps", "5", "--mlp-steps", "50", "--num-inducing", "16",
+            "--rollout-episodes", "2", "--holdout-episodes", "1"]
+
+
+def test_fit_prior_saves_prior_diagnostics_and_pictures(workdir, pointmass_demos_file):
+    out = workdir / "priors" / "pm-gp"
+    proc = kl_rl("fit-prior", "--demos", str(pointmass_demos_file), "--prior", "gp", *FIT_TINY, "--out", str(out),
+                 cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 0, proc.stderr
+    from kl_rl import priors
+
+    prior, meta = priors.load_with_metadata(out, obs_size=4, action_size=2)
+    assert meta["kind"] == "gp" and meta["fit"]["num_episodes"] == 4
+    diagnostics = json.loads((out / "diagnostics.json").read_text())
+    assert set(diagnostics["kinds"]) == {"gp", "mlp"}
+    for row in diagnostics["kinds"].values():
+        assert {"nll", "rmse", "std_near", "std_far", "mean_action_return", "fit_seconds"} <= set(row)
+    for name in ("std_vs_distance.png", "pca_std_map.png", "diagnostics.md"):
+        assert (out / name).stat().st_size > 0
+    assert "held-out NLL" in proc.stdout
+    again = kl_rl("fit-prior", "--demos", str(pointmass_demos_file), *FIT_TINY, "--out", str(out), cwd=workdir,
+                  cache=workdir / "cache")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--prior", "gaussian"], "unknown prior 'gaussian'"),
+    (["--kernel", "cosine"], "unknown kernel 'cosine'"),
+    (["--holdout-episodes", "4"], "must be smaller than the number of episodes (4)"),
+    (["--demos", "missing.npz"], "missing.npz"),
+])
+def test_fit_prior_bad_input(workdir, pointmass_demos_file, args, expected):
+    proc = kl_rl("fit-prior", "--demos", str(pointmass_demos_file), *args, "--out", str(workdir / "priors" / "bad"),
+                 cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+TINY_DEMO_ALGO = [*TINY[2:], "--pretrain-epochs", "2", "--pretrain-batch-size", "16", "--num-inducing", "16",
+                  "--gp-steps", "5", "--mlp-steps", "50"]
+
+
+@pytest.mark.parametrize("algo", [["--algo", "nppac"], ["--algo", "kl", "--prior", "mlp"], ["--algo", "bc-sac"]])
+def test_every_demo_algo_trains_from_the_cli(workdir, pointmass_demos_file, algo):
+    name = "-".join(algo[1::2])
+    args = ["train", *algo, *TINY_DEMO_ALGO, "--demos", str(pointmass_demos_file), "--run-name", name,
+            "--prior-cache", str(workdir / "prior-cache")]
+    proc = kl_rl(*args, cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert "vs demonstrations' mean return" in proc.stdout
+    rows = [json.loads(line) for line in (workdir / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["pretrain_loss_last"] is not None
+    config = json.loads((workdir / "runs" / name / "config.json").read_text())
+    assert config["config"]["algo"] == algo[1] and config["demos"]["num_episodes"] == 4
+    if algo[1] != "bc-sac":
+        assert rows[-1]["kl_mean"] is not None and rows[-1]["prior_std_min"] > 0
+        assert config["prior"]["source"] == "fitted"
+        again = kl_rl(*args[:-4], "--run-name", name + "-again", *args[-2:], cwd=workdir, cache=workdir / "cache")
+        assert again.returncode == 0 and "prior: cache" in again.stdout, again.stderr
+
+
+def test_train_with_missing_demos_is_a_one_line_error(workdir):
+    proc = kl_rl("train", "--algo", "nppac", *TINY[2:], "--demos", "nowhere.npz", cwd=workdir,
+                 cache=workdir / "cache")
+    assert proc.returncode == 2 and "no demonstrations at nowhere.npz" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

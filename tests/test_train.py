@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kl_rl.config import HParams, TrainConfig
-from kl_rl.train import UPDATE_METRICS, Trainer
+from kl_rl.train import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,10 @@ def test_epoch_counters(single_run, tiny_cfg):
     assert int(history[0]["episodes"]) + int(history[1]["episodes"]) == 4 * (128 // 4 // 20)
 
 
-def test_metrics_finite_and_eval_shapes(single_run, tiny_cfg):
+def test_metrics_finite_and_eval_shapes(single_run, tiny_cfg, tiny_trainer):
     _, history, evaluation = single_run
-    for name in UPDATE_METRICS:
+    assert set(tiny_trainer.sac.metric_reductions) <= set(history[-1])
+    for name in tiny_trainer.sac.metric_reductions:
         assert np.isfinite(history[-1][name]), name
     assert evaluation["eval_returns"].shape == (tiny_cfg.eval_episodes,)
     assert np.isfinite(evaluation["eval_returns"]).all()
@@ -58,9 +59,9 @@ def test_epoch_compiles_once(tiny_programs, single_run):
     assert epoch._cache_size() == 1  # init's weak types would otherwise retrace the 2nd call
 
 
-def test_vmap_over_two_seeds(vmapped_run, single_run):
+def test_vmap_over_two_seeds(vmapped_run, single_run, tiny_trainer):
     state, metrics, evaluation = vmapped_run
-    for name in UPDATE_METRICS:
+    for name in tiny_trainer.sac.metric_reductions:
         assert metrics[name].shape == (2,) and np.isfinite(metrics[name]).all(), name
     assert evaluation["eval_returns"].shape == (2, 3) and np.isfinite(evaluation["eval_returns"]).all()
     assert not np.allclose(metrics["critic_loss"][0], metrics["critic_loss"][1])
@@ -73,13 +74,13 @@ def test_vmap_over_two_seeds(vmapped_run, single_run):
     )
 
 
-def test_same_seed_same_numbers(tiny_programs, hparams, single_run):
+def test_same_seed_same_numbers(tiny_programs, hparams, single_run, tiny_trainer):
     init, epoch, _ = tiny_programs
     state = init(jax.random.key(0), hparams)
     for _ in range(2):
         state, metrics = epoch(state, hparams)
     _, history, _ = single_run
-    for name in UPDATE_METRICS:
+    for name in tiny_trainer.sac.metric_reductions:
         assert float(metrics[name]) == float(history[-1][name]), name
 
 

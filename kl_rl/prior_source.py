@@ -1,0 +1,88 @@
+"""Where a training run's demonstrations and behavioral prior come from.
+
+Demonstrations: ``--demos`` or the shipped ``data/demos/<env>.npz``, optionally only the first
+N episodes. Prior: fitted with ``kl_rl.priors`` on those demonstrations, or loaded from a cache
+keyed by the demonstrations file's hash, the episode count, the prior kind, its options and
+the seed (``~/.cache/kl_rl/priors``; env ``KL_RL_PRIOR_CACHE``, "" turns it off), or loaded
+from a folder written by ``kl-rl fit-prior``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from kl_rl import demos as demos_lib
+from kl_rl import priors
+
+DEFAULT_PRIOR_CACHE = Path.home() / ".cache" / "kl_rl" / "priors"
+_REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def default_demos_path(env: str) -> Path:
+    """``data/demos/<env>.npz`` in the working directory, else the one shipped with the repository."""
+    local = Path("data") / "demos" / f"{env}.npz"
+    return local if local.exists() else _REPO_DATA / "demos" / f"{env}.npz"
+
+
+def load_demos(env: str, obs_size: int, action_size: int, path: Path | None = None,
+               num_demos: int | None = None) -> tuple[demos_lib.Demonstrations, Path]:
+    """The run's demonstrations, checked against the env's dims; the first ``num_demos`` episodes."""
+    path = Path(path) if path is not None else default_demos_path(env)
+    if not path.with_suffix(".npz").exists():
+        hint = (f"make them with `make demos ENV={env}`" if path == default_demos_path(env)
+                else "check the --demos path")
+        raise demos_lib.DemosError(f"no demonstrations at {path}; {hint}")
+    data = demos_lib.load(path, obs_size=obs_size, action_size=action_size)
+    recorded = data.metadata.get("env")
+    if recorded not in (None, env):
+        raise demos_lib.DemosError(f"{path} holds {recorded} demonstrations, not {env}; pass --demos for {env}")
+    if num_demos is not None:
+        data = demos_lib.select(data, num_demos)
+    return data, path
+
+
+def cache_key(demos_path: Path, num_demos: int | None, kind: str, options: dict[str, Any], seed: int) -> str:
+    digest = hashlib.sha256(Path(demos_path).with_suffix(".npz").read_bytes())
+    digest.update(json.dumps({"num_demos": num_demos, "kind": kind, "options": options, "seed": seed},
+                             sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:24]
+
+
+def resolve_cache_dir(cache_dir: str | None) -> Path | None:
+    value = os.environ.get("KL_RL_PRIOR_CACHE", str(DEFAULT_PRIOR_CACHE)) if cache_dir is None else cache_dir
+    return Path(value).expanduser() if value else None
+
+
+def get_prior(kind: str, data: demos_lib.Demonstrations, demos_path: Path, num_demos: int | None,
+              options: dict[str, Any], seed: int, cache_dir: str | None = None,
+              prior_path: Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """The prior for a run and a record of where it came from: ``prior_path`` if given, else the
+    cache entry for these demos and options, else a fresh fit (then cached)."""
+    obs_size, action_size = data.observations.shape[1], data.actions.shape[1]
+    if prior_path is not None:
+        prior, meta = priors.load_with_metadata(prior_path, obs_size=obs_size, action_size=action_size)
+        if meta["kind"] != kind:
+            raise priors.PriorError(f"the prior at {prior_path} is a {meta['kind']} prior, but this run asks for "
+                                    f"{kind}; pass --prior {meta['kind']} or another --prior-path")
+        return prior, {"source": str(prior_path), **meta.get("fit", {})}
+    options = dict(priors.options_for(kind, **options).__dict__)
+    root = resolve_cache_dir(cache_dir)
+    entry = root / cache_key(demos_path, num_demos, kind, options, seed) if root is not None else None
+    if entry is not None and (entry / "prior.json").exists():
+        try:
+            prior, meta = priors.load_with_metadata(entry, obs_size=obs_size, action_size=action_size)
+            return prior, {"source": f"cache {entry}", **meta.get("fit", {})}
+        except priors.PriorError:
+            pass  # a damaged cache entry is refitted below
+    prior, info = priors.fit_with_info(kind, jax.random.key(seed), data.observations, data.actions, **options)
+    info.pop("bound_trace", None)
+    info.update(demos=str(demos_path), num_episodes=data.num_episodes)
+    if entry is not None:
+        priors.save(prior, entry, info=info)
+    return prior, {"source": "fitted", **info}

@@ -1,0 +1,129 @@
+"""The KL-regularized objective (N-PPAC): the estimator against closed forms, the 1/sigma0^2
+gradient growth of Proposition 1, pretraining, and tiny runs of every algo and prior."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from kl_rl import losses
+from kl_rl.config import HParams
+from kl_rl.distributions import gaussian_log_prob, sample_tanh_gaussian
+from kl_rl.driver import NonFiniteError, run
+from kl_rl.train import Trainer
+
+
+def _gaussian_kl(mu, sigma, mu0, sigma0):
+    return np.sum(np.log(sigma0 / sigma) + (sigma**2 + (mu - mu0) ** 2) / (2 * sigma0**2) - 0.5)
+
+
+def test_kl_estimator_matches_closed_form_gaussian_kl():
+    mu, sigma = np.array([0.2, -0.5, 0.0]), np.array([0.3, 0.6, 0.2])
+    mu0, sigma0 = np.array([0.0, -0.2, 0.1]), np.array([0.5, 0.4, 0.3])
+    with jax.enable_x64(True):
+        x = mu + sigma * jax.random.normal(jax.random.key(0), (400_000, 3), jnp.float64)
+        estimate = losses.kl_estimate(gaussian_log_prob(x, mu, jnp.log(sigma)),
+                                      losses.prior_log_prob(x, jnp.asarray(mu0), jnp.asarray(sigma0)))
+        standard_error = float(jnp.std(estimate)) / np.sqrt(estimate.shape[0])
+        np.testing.assert_allclose(float(jnp.mean(estimate)), _gaussian_kl(mu, sigma, mu0, sigma0),
+                                   atol=4 * standard_error)
+        assert standard_error < 0.01
+
+
+def test_kl_estimate_is_zero_when_pi_equals_pi0():
+    mu, sigma = jnp.array([[0.3, -0.1]]), jnp.array([[0.2, 0.5]])
+    x = mu + sigma * jax.random.normal(jax.random.key(1), (1000, 2))
+    kl = losses.kl_estimate(gaussian_log_prob(x, mu, jnp.log(sigma)), losses.prior_log_prob(x, mu, sigma))
+    np.testing.assert_allclose(kl, 0.0, atol=1e-5)
+
+
+def test_kl_gradient_grows_like_inverse_prior_variance():
+    """Proposition 1, measured: the gradient of the one-sample KL term (tanh-Gaussian pi, as in
+    training) w.r.t. the policy mean scales like 1 / sigma0^2 as the prior std shrinks."""
+    mean, log_std = jnp.full((4096, 2), 0.3), jnp.full((4096, 2), jnp.log(0.2))
+    key = jax.random.key(2)
+
+    def kl_term(mean, sigma0):
+        action, log_prob = sample_tanh_gaussian(key, mean, log_std)
+        return jnp.mean(losses.kl_estimate(log_prob, losses.prior_log_prob(action, jnp.zeros(2), sigma0)))
+
+    sigma0s = np.array([0.2, 0.1, 0.05, 0.025])
+    norms = np.array([float(jnp.linalg.norm(jax.grad(kl_term)(mean, jnp.full(2, s)))) for s in sigma0s])
+    slope = np.polyfit(np.log(sigma0s), np.log(norms), 1)[0]
+    assert -2.1 < slope < -1.9, (slope, norms)
+
+
+@pytest.fixture(scope="module")
+def nppac_cfg(tiny_cfg):
+    return dataclasses.replace(tiny_cfg, algo="nppac", pretrain_epochs=20, pretrain_batch_size=16)
+
+
+def test_pretraining_reduces_the_kl(nppac_cfg, pointmass_priors, pointmass_demos):
+    hparams = HParams.create(actor_lr=3e-3)  # a few hundred steps here instead of the reference's ~1e5
+    trainer = Trainer(nppac_cfg)
+    state = jax.jit(trainer.init)(jax.random.key(0), hparams, pointmass_priors["gp"])
+    demo = (jnp.asarray(pointmass_demos.observations), jnp.asarray(pointmass_demos.actions))
+    state, kl = jax.jit(trainer.pretrain)(state, hparams, *demo)
+    assert kl.shape == (20,)
+    assert float(kl[-3:].mean()) < 0.5 * float(kl[0]), kl
+
+
+def test_behavior_cloning_pretraining_reduces_the_nll(tiny_cfg, pointmass_demos):
+    hparams = HParams.create(actor_lr=3e-3)
+    trainer = Trainer(dataclasses.replace(tiny_cfg, algo="bc-sac", pretrain_epochs=20, pretrain_batch_size=16))
+    state = jax.jit(trainer.init)(jax.random.key(0), hparams)
+    _, nll = jax.jit(trainer.pretrain)(state, hparams, jnp.asarray(pointmass_demos.observations),
+                                       jnp.asarray(pointmass_demos.actions))
+    assert float(nll[-3:].mean()) < float(nll[0]) - 1.0, nll
+
+
+def test_nppac_jitted_and_vmapped_over_two_seeds(nppac_cfg, pointmass_priors, hparams):
+    trainer = Trainer(nppac_cfg)
+    keys = jax.vmap(jax.random.key)(np.arange(2))
+    both = jax.tree.map(lambda x: np.stack([x, x]), hparams)
+    state = jax.jit(jax.vmap(trainer.init, in_axes=(0, 0, None)))(keys, both, pointmass_priors["gp"])
+    epoch = jax.jit(jax.vmap(trainer.epoch))
+    for _ in range(2):
+        state, metrics = epoch(state, both)
+    metrics = jax.device_get(metrics)
+    for name in ("critic_loss", "actor_loss", "kl_mean", "kl_max", "prior_std_mean", "prior_std_min",
+                 "actor_grad_norm", "critic_grad_norm", "q_mean"):
+        assert metrics[name].shape == (2,) and np.isfinite(metrics[name]).all(), name
+    assert (metrics["kl_max"] >= metrics["kl_mean"]).all()
+    assert (metrics["prior_std_min"] <= metrics["prior_std_mean"]).all()
+    np.testing.assert_allclose(metrics["alpha"], float(hparams.alpha), rtol=1e-6)  # fixed, not tuned
+    assert not np.allclose(metrics["critic_loss"][0], metrics["critic_loss"][1])
+
+
+@pytest.mark.parametrize("kind", ["mlp", "ensemble", "dropout", "floor"])
+def test_kl_runs_with_every_prior(tiny_cfg, pointmass_priors, pointmass_demos, hparams, kind):
+    cfg = dataclasses.replace(tiny_cfg, algo="kl", prior=kind, total_steps=128, pretrain_epochs=1)
+    demos = (np.asarray(pointmass_demos.observations), np.asarray(pointmass_demos.actions))
+    result = run(cfg, hparams, 0, eval_every=128, progress=False, prior=pointmass_priors[kind], demos=demos)
+    last = result.rows[-1]
+    assert np.isfinite([last["kl_mean"], last["critic_loss"], last["eval_return"]]).all()
+
+
+def test_prior_variance_mixup_option_changes_the_kl(nppac_cfg, pointmass_priors, pointmass_demos, hparams):
+    """The reference's variance-as-std option gives a different (larger, std < 1) KL penalty."""
+    kls = []
+    for mixup in (False, True):
+        trainer = Trainer(dataclasses.replace(nppac_cfg, prior_scale_is_variance=mixup, pretrain_epochs=1))
+        state = jax.jit(trainer.init)(jax.random.key(0), hparams, pointmass_priors["gp"])
+        _, kl = jax.jit(trainer.pretrain)(state, hparams, jnp.asarray(pointmass_demos.observations),
+                                          jnp.asarray(pointmass_demos.actions))
+        kls.append(float(kl[0]))
+    assert kls[1] > kls[0] + 1.0, kls
+
+
+def test_non_finite_loss_stops_with_the_epoch_named(tiny_cfg, tmp_path):
+    bad = HParams.create(critic_lr=float("nan"))
+    with pytest.raises(NonFiniteError, match=r"^epoch 1: critic_loss is nan") as err:
+        run(tiny_cfg, bad, 0, run_dir=tmp_path / "run", eval_every=64, progress=False, tensorboard=False)
+    assert "\n" not in str(err.value)
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 2  # the step-0 evaluation and the failing epoch are kept
