@@ -21,6 +21,9 @@ class Transition:
     reward: jax.Array  # [...]
     next_obs: jax.Array  # [..., obs_size]
     terminated: jax.Array  # [...] float32, 1.0 where the MDP ended (no bootstrap)
+    # The fixed prior pi0 at obs and next_obs, stored when the transition is added so updates
+    # need not predict it again: [..., 4, action_size] = (mean(s), std(s), mean(s'), std(s')).
+    prior: jax.Array | None = None
 
 
 @struct.dataclass
@@ -34,13 +37,15 @@ class ReplayBuffer:
         return self.data.reward.shape[0]
 
 
-def init(capacity: int, obs_size: int, action_size: int) -> ReplayBuffer:
-    """An empty buffer of ``capacity`` float32 transitions."""
+def init(capacity: int, obs_size: int, action_size: int, prior_moments: bool = False) -> ReplayBuffer:
+    """An empty buffer of ``capacity`` float32 transitions (with room for the prior's moments
+    when ``prior_moments``)."""
     if capacity < 1:
         raise ValueError(f"replay capacity must be >= 1, got {capacity}")
     z = lambda *shape: jnp.zeros((capacity, *shape), jnp.float32)  # noqa: E731
     data = Transition(
-        obs=z(obs_size), action=z(action_size), reward=z(), next_obs=z(obs_size), terminated=z()
+        obs=z(obs_size), action=z(action_size), reward=z(), next_obs=z(obs_size), terminated=z(),
+        prior=z(4, action_size) if prior_moments else None,
     )
     return ReplayBuffer(data=data, insert_pos=jnp.int32(0), size=jnp.int32(0))
 

@@ -71,6 +71,9 @@ class TrainConfig:
     """Minibatch size of pretraining."""
     prior_scale_is_variance: bool = False
     """Reproduce the reference code's mix-up: use the prior's variance where its std belongs."""
+    prior_in_buffer: bool = True
+    """Store pi0's mean and std at s and s' with each transition (pi0 is fixed) instead of
+    predicting them for every minibatch: same numbers, far less prior work per update."""
 
     def validate(self) -> TrainConfig:
         """Returns self, or raises a one-line ``ValueError`` naming every bad setting."""

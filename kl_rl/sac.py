@@ -116,10 +116,14 @@ class SAC:
         next_action, next_log_prob = sample_tanh_gaussian(key_next, next_mean, next_log_std)
         next_q = self.critics.apply(agent.target_critic_params, batch.next_obs, next_action).min(0)
         if self.uses_prior:  # the entropy bonus becomes the KL penalty: log pi - log pi0
+            if batch.prior is not None:  # stored with the transition: [B, 4, a]
+                mean0, std0, next_mean0, next_std0 = (batch.prior[:, i] for i in range(4))
+            else:
+                mean0, std0 = priors.predict(prior, batch.obs)
+                next_mean0, next_std0 = priors.predict(prior, batch.next_obs)
+            scale0, next_scale0 = (s**2 if self.cfg.prior_scale_is_variance else s for s in (std0, next_std0))
             next_log_prob = losses.kl_estimate(next_log_prob,
-                                               self.prior_log_prob(prior, batch.next_obs, next_action)[0])
-            mean0, std0 = priors.predict(prior, batch.obs)  # pi0 at s does not depend on the actor
-            scale0 = std0**2 if self.cfg.prior_scale_is_variance else std0
+                                               losses.prior_log_prob(next_action, next_mean0, next_scale0))
         target = losses.soft_td_target(
             batch.reward, batch.terminated, next_q, next_log_prob, alpha, hparams.gamma
         )

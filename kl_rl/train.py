@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from kl_rl import buffer as replay
+from kl_rl import priors
 from kl_rl.buffer import ReplayBuffer, Transition
 from kl_rl.config import HParams, TrainConfig
 from kl_rl.envs import VecEnv, VecEnvState, make_env
@@ -51,6 +52,7 @@ class Trainer:
         self.env: VecEnv = make_env(cfg.env, cfg.num_envs, cfg.episode_length)
         self.eval_env: VecEnv = make_env(cfg.env, cfg.eval_episodes, cfg.episode_length)
         self.sac = SAC(cfg, self.env.obs_size, self.env.action_size)
+        self._stores_prior = cfg.uses_prior and cfg.prior_in_buffer
 
     def init(self, key: jax.Array, hparams: HParams, prior: Any = None) -> TrainState:
         """A fresh state; ``prior`` (a ``kl_rl.priors`` pytree) is required by nppac and kl."""
@@ -59,7 +61,8 @@ class Trainer:
         key_agent, key_env, key_next = jax.random.split(key, 3)
         return TrainState(
             agent=self.sac.init(key_agent, hparams),
-            buffer=replay.init(self.cfg.buffer_capacity, self.env.obs_size, self.env.action_size),
+            buffer=replay.init(self.cfg.buffer_capacity, self.env.obs_size, self.env.action_size,
+                               prior_moments=self._stores_prior),
             env_state=self.env.reset(key_env),
             key=key_next,
             prior=prior,
@@ -124,10 +127,15 @@ class Trainer:
             random_action = jax.random.uniform(key_random, policy_action.shape, minval=-1.0, maxval=1.0)
             action = jnp.where(warmup, random_action, policy_action)
             env_state, out = self.env.step(state.env_state, action)
+            moments = None
+            if self._stores_prior:  # pi0 at s and s' of the new transitions, in one prediction
+                mean0, std0 = priors.predict(state.prior, jnp.concatenate([obs, out.next_obs]))  # [2N, a]
+                n = obs.shape[0]
+                moments = jnp.stack([mean0[:n], std0[:n], mean0[n:], std0[n:]], axis=1)  # [N, 4, a]
             buffer = replay.add(
                 state.buffer,
                 Transition(obs=obs, action=action, reward=out.reward, next_obs=out.next_obs,
-                           terminated=out.terminated.astype(jnp.float32)),
+                           terminated=out.terminated.astype(jnp.float32), prior=moments),
             )
             env_steps = state.env_steps + cfg.num_envs
             learn = env_steps >= cfg.learning_starts

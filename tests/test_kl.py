@@ -127,3 +127,18 @@ def test_non_finite_loss_stops_with_the_epoch_named(tiny_cfg, tmp_path):
     assert "\n" not in str(err.value)
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2  # the step-0 evaluation and the failing epoch are kept
+
+
+def test_prior_stored_in_buffer_gives_the_same_training(nppac_cfg, pointmass_priors, hparams):
+    """pi0 is fixed, so storing its moments with each transition must not change the run."""
+    results = []
+    for stored in (True, False):
+        trainer = Trainer(dataclasses.replace(nppac_cfg, prior_in_buffer=stored))
+        state = jax.jit(trainer.init)(jax.random.key(3), hparams, pointmass_priors["gp"])
+        assert (state.buffer.data.prior is not None) == stored
+        epoch = jax.jit(trainer.epoch)
+        for _ in range(2):
+            state, metrics = epoch(state, hparams)
+        results.append(jax.device_get(metrics))
+    for name in ("critic_loss", "actor_loss", "kl_mean", "prior_std_min", "q_mean"):
+        np.testing.assert_allclose(results[0][name], results[1][name], rtol=2e-4, err_msg=name)
