@@ -1,4 +1,4 @@
-"""Command line: ``kl-rl train | demos | fit-prior ...``. Each option's help text is its field's docstring."""
+"""Command line: ``kl-rl train | demos | fit-prior | sweep ...``. Each option's help text is its field's docstring."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import tyro
 from kl_rl import compile_cache
 from kl_rl.config import TrainConfig
 from kl_rl.fit_prior import FitPriorArgs, PriorOptionArgs, fit_prior
+from kl_rl.sweep_cli import SweepArgs, sweep
 
 
 @dataclass
@@ -83,7 +84,8 @@ def train(args: TrainArgs) -> int:
         run_dir = prepare_run_dir(args.runs_dir / args.run_name, args.overwrite)  # fail before fitting
     else:
         run_dir = fresh_run_dir(args.runs_dir, f"{cfg.env}-{cfg.algo}-s{args.seed}")
-    prior, demos, extra, demo_return = _demos_and_prior(args, cfg)
+    prior, demos, extra, demo_return = demos_and_prior(cfg, args.demos, args.num_demos, args.prior_options,
+                                                       args.prior_cache, args.prior_path, args.seed)
     result = run(cfg, hparams, args.seed, run_dir, eval_every=args.eval_every,
                  progress=args.progress, overwrite=args.overwrite, prior=prior, demos=demos, extra_config=extra)
     ev = result.final_eval
@@ -96,7 +98,8 @@ def train(args: TrainArgs) -> int:
     return 0
 
 
-def _demos_and_prior(args: TrainArgs, cfg: TrainConfig):
+def demos_and_prior(cfg: TrainConfig, demos_path: Path | None, num_demos: int | None,
+                    prior_options: PriorOptionArgs, prior_cache: str | None, prior_path: Path | None, seed: int):
     """(prior, (demo obs, demo actions), config record, demos' mean return) for algos that use
     demonstrations; Nones for plain SAC."""
     if not cfg.uses_demos:
@@ -108,16 +111,15 @@ def _demos_and_prior(args: TrainArgs, cfg: TrainConfig):
     from kl_rl.prior_source import get_prior, load_demos
 
     env = make_env(cfg.env, 1, cfg.episode_length)
-    data, path = load_demos(cfg.env, env.obs_size, env.action_size, args.demos, args.num_demos)
+    data, path = load_demos(cfg.env, env.obs_size, env.action_size, demos_path, num_demos)
     demo_return = float(data.episode_returns.mean())
     extra = {"demos": {"path": str(path), "num_episodes": data.num_episodes, "num_steps": data.num_steps,
                        "mean_return": demo_return}}
     prior = None
     if cfg.uses_prior:
         print(f"prior: {cfg.prior} on {data.num_episodes} demonstration episodes of {path} ...", flush=True)
-        prior, info = get_prior(cfg.prior, data, path, args.num_demos,
-                                kind_options(args.prior_options, cfg.prior, cfg.env), args.seed,
-                                args.prior_cache, args.prior_path)
+        prior, info = get_prior(cfg.prior, data, path, num_demos, kind_options(prior_options, cfg.prior, cfg.env),
+                                seed, prior_cache, prior_path)
         seconds = info.get("fit_seconds")
         print(f"prior: {info['source']}" + (f" ({seconds:.1f} s)" if seconds and info["source"] == "fitted" else ""),
               flush=True)
@@ -211,8 +213,8 @@ def demos(args: DemosArgs) -> int:
     return 0
 
 
-COMMANDS = {"train": TrainArgs, "demos": DemosArgs, "fit-prior": FitPriorArgs}
-HANDLERS = {TrainArgs: train, DemosArgs: demos, FitPriorArgs: fit_prior}
+COMMANDS = {"train": TrainArgs, "demos": DemosArgs, "fit-prior": FitPriorArgs, "sweep": SweepArgs}
+HANDLERS = {TrainArgs: train, DemosArgs: demos, FitPriorArgs: fit_prior, SweepArgs: sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

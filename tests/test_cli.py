@@ -203,3 +203,18 @@ def test_train_with_missing_demos_is_a_one_line_error(workdir):
                  cache=workdir / "cache")
     assert proc.returncode == 2 and "no demonstrations at nowhere.npz" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_sweep_writes_runs_and_summary(workdir):
+    args = ["sweep", *TINY, "--seeds", "2", "--grid", "actor_lr=1e-3,3e-4", "--sweep-name", "sw"]
+    proc = kl_rl(*args, cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 0, proc.stderr
+    sweep_dir = workdir / "runs" / "sw"
+    for name in ("actor_lr=0.001-s0", "actor_lr=0.001-s1", "actor_lr=0.0003-s0", "actor_lr=0.0003-s1"):
+        assert (sweep_dir / name / "metrics.jsonl").exists() and (sweep_dir / name / "summary.json").exists()
+    assert "final return: mean [95% CI]" in (sweep_dir / "summary.md").read_text()
+    assert (sweep_dir / "curves.png").stat().st_size > 0
+    assert len((sweep_dir / "summary.csv").read_text().splitlines()) == 3
+    bad = kl_rl("sweep", *TINY, "--grid", "beta=1,2", cwd=workdir, cache=workdir / "cache")
+    assert bad.returncode == 2 and "unknown hyperparameter 'beta'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -1,0 +1,103 @@
+"""Sweep results per configuration (grid point): final and area-under-curve return over seeds,
+as mean, 95% bootstrap confidence interval (scipy.stats.bootstrap, percentile) and interquartile
+mean (scipy.stats.trim_mean at 25%); written as summary.csv / summary.md with a figure of the
+learning curves and their bands."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from kl_rl.sweep import SweepRun
+
+
+def eval_curve(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps [K], eval return [K]) of one run's evaluated epochs."""
+    points = [(r["env_steps"], r["eval_return"]) for r in rows if r.get("eval_return") is not None]
+    steps, returns = zip(*points, strict=True) if points else ((), ())
+    return np.asarray(steps, float), np.asarray(returns, float)
+
+
+def area_under_curve(steps: np.ndarray, returns: np.ndarray) -> float:
+    """Mean return over training: trapezoidal area under the eval curve over its span."""
+    if len(steps) < 2:
+        return float(returns[-1]) if len(returns) else float("nan")
+    return float(np.trapezoid(returns, steps) / (steps[-1] - steps[0]))
+
+
+def aggregate(values: Sequence[float], confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Mean, percentile-bootstrap CI of the mean and interquartile mean of per-seed values."""
+    x = np.asarray(values, float)
+    out = {"n": int(x.size), "mean": float(x.mean()), "iqm": float(stats.trim_mean(x, 0.25))}
+    if x.size < 2 or np.ptp(x) == 0:
+        out.update(ci_low=float(x.mean()), ci_high=float(x.mean()))
+    else:
+        ci = stats.bootstrap((x,), np.mean, confidence_level=confidence, n_resamples=2000, method="percentile",
+                             rng=np.random.default_rng(seed)).confidence_interval
+        out.update(ci_low=float(ci.low), ci_high=float(ci.high))
+    return out
+
+
+def summarize(runs: Sequence[SweepRun], rows: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One record per configuration, in the sweep's order."""
+    groups: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(run.config_name, []).append(i)
+    table = []
+    for name, members in groups.items():
+        curves = [eval_curve(rows[i]) for i in members]
+        table.append({"config": name, "seeds": [runs[i].seed for i in members],
+                      "final": aggregate([c[1][-1] for c in curves]),
+                      "auc": aggregate([area_under_curve(*c) for c in curves])})
+    return table
+
+
+def write_summary(sweep_dir: Path, table: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """``summary.csv`` and ``summary.md`` in ``sweep_dir``."""
+    sweep_dir = Path(sweep_dir)
+    fields = ["config", "seeds"] + [f"{m}_{s}" for m in ("final", "auc") for s in ("mean", "ci_low", "ci_high", "iqm")]
+    with (sweep_dir / "summary.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for rec in table:
+            writer.writerow({"config": rec["config"], "seeds": len(rec["seeds"]),
+                             **{f"{m}_{s}": f"{rec[m][s]:.2f}" for m in ("final", "auc")
+                                for s in ("mean", "ci_low", "ci_high", "iqm")}})
+    lines = ["| config | seeds | final return: mean [95% CI] | final IQM | AUC: mean [95% CI] | AUC IQM |",
+             "|---|---|---|---|---|---|"]
+    for rec in table:
+        f, a = rec["final"], rec["auc"]
+        lines.append(f"| {rec['config']} | {len(rec['seeds'])} "
+                     f"| {f['mean']:.1f} [{f['ci_low']:.1f}, {f['ci_high']:.1f}] | {f['iqm']:.1f} "
+                     f"| {a['mean']:.1f} [{a['ci_low']:.1f}, {a['ci_high']:.1f}] | {a['iqm']:.1f} |")
+    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    return sweep_dir / "summary.csv", sweep_dir / "summary.md"
+
+
+def curves_figure(runs: Sequence[SweepRun], rows: Sequence[Sequence[dict[str, Any]]], path: Path,
+                  title: str = "") -> Path:
+    """Mean eval return per configuration with a 95% bootstrap band over seeds at each point."""
+    from kl_rl.plots import _save, plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    groups: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(run.config_name, []).append(i)
+    for color, (name, members) in enumerate(groups.items()):
+        curves = [eval_curve(rows[i]) for i in members]
+        steps = curves[0][0]
+        returns = np.stack([c[1] for c in curves])  # [seeds, K]
+        bands = [aggregate(returns[:, k]) for k in range(returns.shape[1])]
+        ax.plot(steps, returns.mean(0), "o-", ms=3, color=f"C{color}", label=f"{name} ({len(members)} seeds)")
+        ax.fill_between(steps, [b["ci_low"] for b in bands], [b["ci_high"] for b in bands], color=f"C{color}",
+                        alpha=0.2, lw=0)
+    ax.set(xlabel="environment steps", ylabel="deterministic eval return", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, Path(path))
