@@ -55,9 +55,27 @@ class SweepArgs:
     """Persistent JAX compilation cache folder ("" turns it off); env KL_RL_COMPILE_CACHE."""
     progress: bool = True
     """Show a progress bar."""
+    host_devices: int = -1
+    """CPU: split the CPU into this many XLA host devices so the run axis is sharded over the cores
+    (-1: one per core; 0: JAX's default of one device). Ignored by accelerators; an
+    --xla_force_host_platform_device_count already in XLA_FLAGS wins."""
+
+
+def _split_cpu(host_devices: int) -> None:
+    """Sets the XLA host device count before JAX starts its CPU backend (measured faster than one
+    vmapped device on a 2-core CPU: benchmarks/sweep.py)."""
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if host_devices == 0 or "xla_force_host_platform_device_count" in flags:
+        return
+    count = (os.cpu_count() or 1) if host_devices < 0 else host_devices
+    if count > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
 
 
 def sweep(args: SweepArgs) -> int:
+    _split_cpu(args.host_devices)  # before anything starts JAX's CPU backend (importing kl_rl.sweep does)
     from kl_rl.sweep import expand, parse_grid
 
     grid = parse_grid(args.grid)
