@@ -117,6 +117,15 @@ class SweepPrograms:
         return jax.device_put(tree, self.sharding)
 
 
+def fetch(tree: Any) -> Any:
+    """Host copy of run-axis arrays; across several processes (multi-host), gathered from all."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.device_get(tree)
+
+
 def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: Path | None = None,
               eval_every: int = 5_000, progress: bool = True, prior: Any = None,
               demos: tuple[np.ndarray, np.ndarray] | None = None, devices: Sequence[jax.Device] | None = None,
@@ -131,7 +140,7 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
     n_real = len(runs)
     run_dirs: list[Path] = []
     writers: list[MetricsWriter] = []
-    if sweep_dir is not None:
+    if sweep_dir is not None and jax.process_index() == 0:  # one writer when several hosts run the sweep
         for run in runs:
             run_dir = prepare_run_dir(Path(sweep_dir) / run.name, overwrite)
             hp = {name: float(getattr(base, name)) for name in HPARAM_NAMES} | dict(run.overrides)
@@ -150,18 +159,17 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
     writers = [MetricsWriter(d, tensorboard=False) for d in run_dirs]
     t_train = time.perf_counter()
     try:
-        _log(result, writers, {"epoch": 0, "env_steps": 0, "grad_steps": 0}, jax.device_get(programs.evaluate(state)),
-             n_real)
+        _log(result, writers, {"epoch": 0, "env_steps": 0, "grad_steps": 0}, fetch(programs.evaluate(state)), n_real)
         next_eval = eval_every
         with Progress(disable=not progress) as bar:
             task = bar.add_task(f"{cfg.env} sweep ({n_real} runs)", total=cfg.num_epochs)
             for index in range(cfg.num_epochs):
                 state, metrics = programs.epoch(state, hparams)
-                metrics = jax.device_get(metrics)
+                metrics = fetch(metrics)
                 evaluation = {}
                 if metrics["env_steps"][0] >= next_eval or index + 1 == cfg.num_epochs:
                     next_eval += eval_every
-                    evaluation = jax.device_get(programs.evaluate(state))
+                    evaluation = fetch(programs.evaluate(state))
                 _log(result, writers, {"epoch": index + 1, **metrics,
                                        "wall_seconds": time.perf_counter() - t_train}, evaluation, n_real)
                 for i in range(n_real):
@@ -172,8 +180,9 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
             writer.close()
     result.train_seconds = time.perf_counter() - t_train
     result.state = state
+    host_state = fetch(state) if run_dirs else None
     for i, run_dir in enumerate(run_dirs):
-        one = jax.tree.map(lambda x, i=i: x[i], state)
+        one = jax.tree.map(lambda x, i=i: x[i], host_state)
         save_params(one, run_dir / "params.msgpack")
         final = result.rows[i][-1]
         (run_dir / "summary.json").write_text(json.dumps(

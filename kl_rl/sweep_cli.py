@@ -55,6 +55,15 @@ class SweepArgs:
     """Persistent JAX compilation cache folder ("" turns it off); env KL_RL_COMPILE_CACHE."""
     progress: bool = True
     """Show a progress bar."""
+    distributed: bool = False
+    """Multi-host: call jax.distributed.initialize() first (auto-detects Slurm, Open MPI, Cloud TPU;
+    elsewhere give --coordinator-address, --num-processes and --process-id)."""
+    coordinator_address: str | None = None
+    """Multi-host: host:port of process 0 (implies --distributed)."""
+    num_processes: int | None = None
+    """Multi-host: number of processes."""
+    process_id: int | None = None
+    """Multi-host: this process's index (0 writes the results)."""
     host_devices: int = -1
     """CPU: split the CPU into this many XLA host devices so the run axis is sharded over the cores
     (-1: one per core; 0: JAX's default of one device). Ignored by accelerators; an
@@ -75,7 +84,12 @@ def _split_cpu(host_devices: int) -> None:
 
 
 def sweep(args: SweepArgs) -> int:
-    _split_cpu(args.host_devices)  # before anything starts JAX's CPU backend (importing kl_rl.sweep does)
+    if args.distributed or args.coordinator_address:
+        import jax
+
+        jax.distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+    else:
+        _split_cpu(args.host_devices)  # before anything starts JAX's CPU backend (importing kl_rl.sweep does)
     from kl_rl.sweep import expand, parse_grid
 
     grid = parse_grid(args.grid)
