@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,14 @@ class TrainArgs:
     """Persistent JAX compilation cache folder ("" turns it off); env KL_RL_COMPILE_CACHE."""
     progress: bool = True
     """Show a progress bar (--no-progress for plain logs)."""
+    checkpoint_every: int = 10
+    """Checkpoint the whole training state every this many epochs (0: only after pretraining and
+    at the end), in <run>/checkpoints."""
+    keep_checkpoints: int = 3
+    """Checkpoints kept (the newest)."""
+    resume: Path | None = None
+    """Continue this run folder from its latest checkpoint, with its own saved settings (other
+    options left at their defaults; a conflicting one is an error)."""
 
 
 def fresh_run_dir(runs_dir: Path, base: str) -> Path:
@@ -68,7 +77,12 @@ def fresh_run_dir(runs_dir: Path, base: str) -> Path:
 
 
 def train(args: TrainArgs) -> int:
+    if args.resume is not None:
+        return _resume(args)
     cfg = args.config.validate()
+    if args.checkpoint_every < 0 or args.keep_checkpoints < 1:
+        raise ValueError("checkpoint-every must be >= 0 and keep-checkpoints >= 1 "
+                         f"(got {args.checkpoint_every}, {args.keep_checkpoints})")
     if args.eval_every < 1:
         raise ValueError(f"eval-every must be >= 1 (got {args.eval_every})")
     if args.num_demos is not None and args.num_demos < 1:
@@ -87,7 +101,13 @@ def train(args: TrainArgs) -> int:
     prior, demos, extra, demo_return = demos_and_prior(cfg, args.demos, args.num_demos, args.prior_options,
                                                        args.prior_cache, args.prior_path, args.seed)
     result = run(cfg, hparams, args.seed, run_dir, eval_every=args.eval_every,
-                 progress=args.progress, overwrite=args.overwrite, prior=prior, demos=demos, extra_config=extra)
+                 progress=args.progress, overwrite=args.overwrite, prior=prior, demos=demos, extra_config=extra,
+                 checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints)
+    _report(cfg, result, run_dir, demo_return)
+    return 0
+
+
+def _report(cfg: TrainConfig, result, run_dir: Path, demo_return: float | None) -> None:
     ev = result.final_eval
     print(f"{cfg.env} {cfg.algo}: {result.rows[-1]['env_steps']} env steps, eval return "
           f"{ev['eval_return']:.1f} (min {ev['eval_return_min']:.1f}, max {ev['eval_return_max']:.1f}) "
@@ -95,6 +115,51 @@ def train(args: TrainArgs) -> int:
           f"pretrain {result.pretrain_seconds:.1f}s, train {result.train_seconds:.1f}s; results in {run_dir}")
     if demo_return is not None:
         print(f"final eval return {ev['eval_return']:.1f} vs demonstrations' mean return {demo_return:.1f}")
+
+
+def _resume(args: TrainArgs) -> int:
+    """``--resume DIR``: the run's saved config, hparams, seed and prior; explicit options that
+    contradict them are refused (config.json is the source of truth)."""
+    import json
+
+    from kl_rl.config import HParams
+    from kl_rl.driver import ConfigChangedError, run
+
+    path = args.resume / "config.json"
+    if not path.exists():
+        raise ConfigChangedError(f"{args.resume} is not a kl-rl run folder (no config.json); check the --resume path")
+    saved = json.loads(path.read_text())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()
+                         if k in fields}).validate()
+    hparams = HParams.create(**saved["hparams"])
+    defaults = TrainArgs()
+    conflicts = [f"--{name.replace('_', '-')}" for name in fields
+                 if getattr(args.config, name) != getattr(defaults.config, name)
+                 and getattr(args.config, name) != getattr(cfg, name)]
+    for flag, given, default, kept in (("--seed", args.seed, defaults.seed, saved["seed"]),
+                                       ("--lr", args.lr, defaults.lr, saved["hparams"]["actor_lr"]),
+                                       ("--gamma", args.gamma, defaults.gamma, saved["hparams"]["gamma"]),
+                                       ("--tau", args.tau, defaults.tau, saved["hparams"]["tau"]),
+                                       ("--alpha", args.alpha, defaults.alpha, saved["hparams"]["alpha"]),
+                                       ("--eval-every", args.eval_every, defaults.eval_every,
+                                        saved.get("eval_every", args.eval_every))):
+        if given != default and abs(float(given) - float(kept)) > 1e-6 * max(1.0, abs(float(kept))):
+            conflicts.append(flag)
+    if conflicts:
+        raise ConfigChangedError(f"cannot resume {args.resume} with a changed config ({', '.join(sorted(conflicts))}); "
+                                 "drop those options to continue with the run's own settings")
+    compile_cache.enable(args.compile_cache)
+    prior = None
+    if cfg.uses_prior:
+        from kl_rl import priors
+
+        prior = priors.load(args.resume / "prior")
+    result = run(cfg, hparams, saved["seed"], args.resume, eval_every=saved.get("eval_every", args.eval_every),
+                 progress=args.progress,
+                 prior=prior, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+                 resume=True)
+    _report(cfg, result, args.resume, saved.get("demos", {}).get("mean_return"))
     return 0
 
 
@@ -221,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     args = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="kl-rl")
     try:
         return HANDLERS[type(args)](args)
+    except KeyboardInterrupt as err:  # Ctrl-C: the driver checkpointed the last finished epoch
+        print(f"kl-rl: {err or 'interrupted'}", file=sys.stderr)
+        return 130
     except (ValueError, FileExistsError) as err:  # incl. UnknownEnvError, DemosError, ExpertError
         print(f"kl-rl: error: {err}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from kl_rl.metrics_log import MetricsWriter, to_python
 from kl_rl.plots import learning_curve
 from kl_rl.train import Trainer, TrainState
 
-RESULT_FILES = ("metrics.jsonl", "params.msgpack", "curve.png", "summary.json")
+RESULT_FILES = ("metrics.jsonl", "params.msgpack", "curve.png", "summary.json", "checkpoints", "prior")
 
 
 class RunDirExistsError(FileExistsError):
@@ -72,7 +73,8 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in existing:
-        (run_dir / name).unlink()
+        target = run_dir / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
     for tb_file in (run_dir / "tb").glob("events.*") if existing else ():
         tb_file.unlink()
     return run_dir
@@ -112,28 +114,50 @@ def run(
     prior: Any = None,
     demos: tuple[np.ndarray, np.ndarray] | None = None,
     extra_config: dict[str, Any] | None = None,
+    checkpoint_every: int = 10,
+    keep_checkpoints: int = 3,
+    resume: bool = False,
 ) -> RunResult:
     """Trains one run for ``cfg.total_steps`` transitions; evaluates every ``eval_every`` steps
     and at the end. With ``run_dir``, writes metrics.jsonl, tb/, curve.png, params.msgpack and
-    summary.json there.
+    summary.json there, and an orbax checkpoint of the whole state after pretraining, every
+    ``checkpoint_every`` epochs (0: only those and the last) and at the end, keeping
+    ``keep_checkpoints``. Ctrl-C (SIGINT) finishes the current epoch, checkpoints it and raises
+    KeyboardInterrupt.
 
+    ``resume``: continue ``run_dir`` from its latest checkpoint (same config required); the
+    metrics file continues with no epoch duplicated or missing.
     ``prior``: the behavioral prior pytree of nppac / kl. ``demos``: (observations [N, o],
     actions [N, a]) for pretraining (nppac, kl, bc-sac; skipped when pretrain_epochs is 0).
     ``extra_config`` is recorded in config.json (where the prior and demos came from)."""
+    from kl_rl import checkpoint
+
     if cfg.uses_prior and prior is None:
         raise ValueError(f"algo {cfg.algo} needs a behavioral prior")
-    if cfg.uses_demos and cfg.pretrain_epochs and demos is None:
+    if cfg.uses_demos and cfg.pretrain_epochs and demos is None and not resume:
         raise ValueError(f"algo {cfg.algo} pretrains on demonstrations: pass demos or set pretrain_epochs 0")
-    if run_dir is not None:
+    record = {"config": dataclasses.asdict(cfg), "hparams": to_python_tree(hparams), "seed": seed,
+              "eval_every": eval_every}
+    if resume:
+        if run_dir is None:
+            raise ValueError("resuming needs the run directory")
+        run_dir = Path(run_dir)
+        check_same_config(run_dir, record)
+    elif run_dir is not None:
         run_dir = prepare_run_dir(Path(run_dir), overwrite)
-        (run_dir / "config.json").write_text(json.dumps(
-            {"config": dataclasses.asdict(cfg), "hparams": to_python_tree(hparams), "seed": seed,
-             **(extra_config or {})}, indent=2, default=str))
+        _write_json(run_dir / "config.json", {**record, **(extra_config or {})})
+        if prior is not None:  # the run's own copy, so --resume needs neither demos nor a refit
+            from kl_rl import priors
+
+            priors.save(prior, run_dir / "prior")
     trainer = Trainer(cfg)
     t0 = time.perf_counter()
     state = jax.jit(trainer.init)(jax.random.key(seed), hparams, prior)
     pretrain_losses, t_pretrain = None, time.perf_counter()
-    if cfg.uses_demos and cfg.pretrain_epochs:  # its time includes compiling it
+    if resume:
+        state, loop = checkpoint.restore(run_dir, state)
+        rows = _truncate_metrics(run_dir / "metrics.jsonl", loop["epoch"])
+    elif cfg.uses_demos and cfg.pretrain_epochs:  # its time includes compiling it
         state, pretrain_losses = jax.jit(trainer.pretrain)(state, hparams, *map(jax.numpy.asarray, demos))
         pretrain_losses = np.asarray(pretrain_losses)
     pretrain_seconds = time.perf_counter() - t_pretrain
@@ -142,25 +166,36 @@ def run(
     result = RunResult(state=state, compile_seconds=time.perf_counter() - t0 - pretrain_seconds)
     result.pretrain_seconds = pretrain_seconds
     result.pretrain_losses = pretrain_losses
+    ckpt = checkpoint.manager(run_dir, keep_checkpoints) if run_dir is not None else None
 
-    writer = MetricsWriter(run_dir, tensorboard) if run_dir is not None else None
-    last_return = "-"
-    next_eval = eval_every
+    purge = rows[-1]["env_steps"] + 1 if resume and rows else None  # drop TensorBoard events past the checkpoint
+    writer = MetricsWriter(run_dir, tensorboard, purge_step=purge) if run_dir is not None else None
+    interrupted = _SigintFlag()
     t_train = time.perf_counter()
     try:
-        # The untrained policy's evaluation anchors the learning curve at step 0.
-        row = {"epoch": 0, "env_steps": 0, "grad_steps": 0, "wall_seconds": 0.0,
-               **{k: to_python(v) for k, v in jax.device_get(evaluate(state)).items()}}
-        if pretrain_losses is not None and len(pretrain_losses):
-            row.update(pretrain_loss_first=float(pretrain_losses[0]), pretrain_loss_last=float(pretrain_losses[-1]),
-                       pretrain_seconds=pretrain_seconds)
-        result.rows.append(row)
-        if writer is not None:
-            writer.write(row, step=0)
-        with _progress(progress) as bar:
+        if resume:
+            result.rows = rows
+            start, next_eval = loop["epoch"], loop["next_eval"]
+            evals = [r for r in rows if r.get("eval_return") is not None]
+            last_return = f"{evals[-1]['eval_return']:.1f}" if evals else "-"
+        else:
+            # The untrained (or pretrained) policy's evaluation anchors the learning curve at step 0.
+            row = {"epoch": 0, "env_steps": 0, "grad_steps": 0, "wall_seconds": 0.0,
+                   **{k: to_python(v) for k, v in jax.device_get(evaluate(state)).items()}}
+            if pretrain_losses is not None and len(pretrain_losses):
+                row.update(pretrain_loss_first=float(pretrain_losses[0]),
+                           pretrain_loss_last=float(pretrain_losses[-1]), pretrain_seconds=pretrain_seconds)
+            result.rows.append(row)
+            start, next_eval = 0, eval_every
+            last_return = f"{row['eval_return']:.1f}"
+            if writer is not None:
+                writer.write(row, step=0)
+                checkpoint.save(ckpt, 0, state, {"epoch": 0, "next_eval": next_eval})
+        with _progress(progress) as bar, interrupted:
             total = cfg.num_epochs * cfg.env_steps_per_epoch
-            task = bar.add_task(cfg.env, total=total, sps=0.0, ret=last_return)
-            for index in range(cfg.num_epochs):
+            task = bar.add_task(cfg.env, total=total, sps=0.0, ret=last_return,
+                                completed=start * cfg.env_steps_per_epoch)
+            for index in range(start, cfg.num_epochs):
                 t = time.perf_counter()
                 state, metrics = epoch(state, hparams)
                 metrics = jax.device_get(metrics)
@@ -173,7 +208,7 @@ def run(
                     check_finite(metrics, index + 1)
                     fault = None
                 except NonFiniteError as err:
-                    fault = err  # logged below, then raised
+                    fault = err  # logged below, then raised; the last good checkpoint stays
                 if fault is None and (row["env_steps"] >= next_eval or last_epoch):
                     next_eval += eval_every
                     ev = jax.device_get(evaluate(state))
@@ -184,6 +219,13 @@ def run(
                 result.rows.append(row)
                 if fault is not None:
                     raise fault
+                due = checkpoint_every and (index + 1) % checkpoint_every == 0
+                if ckpt is not None and (due or last_epoch or interrupted.raised):
+                    checkpoint.save(ckpt, index + 1, state, {"epoch": index + 1, "next_eval": next_eval})
+                if interrupted.raised:
+                    raise KeyboardInterrupt(f"interrupted after epoch {index + 1}"
+                                            + (f"; checkpoint saved, continue with --resume {run_dir}"
+                                               if ckpt is not None else ""))
                 bar.update(task, completed=row["env_steps"], sps=row["env_steps_per_s"], ret=last_return)
                 if progress and not bar.console.is_terminal and "eval_return" in row:
                     # No live bar in logs and pipes: one plain line per evaluation instead.
@@ -192,6 +234,8 @@ def run(
     finally:
         if writer is not None:
             writer.close()
+        if ckpt is not None:
+            ckpt.close()
     result.state = state
     result.train_seconds = time.perf_counter() - t_train
     final = result.rows[-1]
@@ -202,9 +246,70 @@ def run(
         summary = {"env": cfg.env, "algo": cfg.algo, "seed": seed, "env_steps": final["env_steps"],
                    "grad_steps": final["grad_steps"], "compile_seconds": result.compile_seconds,
                    "pretrain_seconds": result.pretrain_seconds, "train_seconds": result.train_seconds,
-                   **result.final_eval}
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+                   "resumed": resume, **result.final_eval}
+        _write_json(run_dir / "summary.json", summary)
     return result
+
+
+class _SigintFlag:
+    """While active, Ctrl-C sets ``raised`` instead of interrupting, so the loop can finish the
+    epoch, checkpoint it and stop cleanly (main thread only; elsewhere a no-op)."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _SigintFlag:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class ConfigChangedError(ValueError):
+    """``--resume`` with settings that differ from the run's own."""
+
+
+def check_same_config(run_dir: Path, record: dict[str, Any]) -> None:
+    """Resuming must continue the same program: config, hparams and seed as in config.json."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ConfigChangedError(f"{run_dir} is not a kl-rl run folder (no config.json); check the --resume path")
+    saved = json.loads(path.read_text())
+    current = json.loads(json.dumps(record))
+    changed = [f"{section}.{k}" for section in ("config", "hparams") for k in current[section]
+               if saved.get(section, {}).get(k) != current[section][k]]
+    changed += [name for name in ("seed", "eval_every") if saved.get(name) != current[name]]
+    if changed:
+        raise ConfigChangedError(f"cannot resume {run_dir} with a changed config ({', '.join(changed)}); pass the "
+                                 "run's own options (see its config.json) or start a new run")
+
+
+def _truncate_metrics(path: Path, epoch: int) -> list[dict[str, Any]]:
+    """Keeps the rows of epochs <= ``epoch`` (those the checkpoint covers), rewritten atomically."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    rows = [r for r in rows if r["epoch"] <= epoch]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(path)
+    return rows
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    tmp.replace(path)
 
 
 def to_python_tree(tree: Any) -> Any:

@@ -24,14 +24,14 @@ def to_python(value: Any) -> Any:
 class MetricsWriter:
     """Appends rows to ``<run_dir>/metrics.jsonl`` and scalars to ``<run_dir>/tb``."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, tensorboard: bool = True, purge_step: int | None = None):
         self.path = run_dir / "metrics.jsonl"
         self._file = self.path.open("a", encoding="utf-8")
         self._tb = None
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(str(run_dir / "tb"))
+            self._tb = SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
 
     def write(self, row: dict[str, Any], step: int) -> None:
         row = {k: to_python(v) for k, v in row.items()}

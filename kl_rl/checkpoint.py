@@ -1,0 +1,65 @@
+"""Checkpoints of a whole training run with orbax: the TrainState (networks, optimizer states,
+alpha, prior, replay buffer, env state, PRNG keys, counters) plus the host loop's position.
+
+Orbax writes each checkpoint into a temporary folder and renames it when complete, so a kill
+at any moment leaves the previous checkpoints intact; the last ``keep`` are kept. Typed PRNG
+keys are stored as their raw key data and wrapped again on restore.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(ValueError):
+    """No usable checkpoint where one was expected."""
+
+
+def _is_key(x: Any) -> bool:
+    return isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _to_storable(state: Any) -> Any:
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+
+
+def _from_storable(stored: Any, template: Any) -> Any:
+    return jax.tree.map(lambda s, t: jax.random.wrap_key_data(s) if _is_key(t) else s, stored, template)
+
+
+def manager(run_dir: Path, keep: int = 3) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(Path(run_dir).absolute() / "checkpoints", options=options,
+                                 item_names=("state", "loop"))
+
+
+def save(mgr: ocp.CheckpointManager, epoch: int, state: Any, loop: dict[str, Any]) -> None:
+    """Writes checkpoint ``epoch``: the state and the host loop's position (JSON)."""
+    mgr.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(_to_storable(jax.device_get(state))),
+                                            loop=ocp.args.JsonSave(loop)))
+    mgr.wait_until_finished()
+
+
+def latest_epoch(run_dir: Path) -> int | None:
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.exists():
+        return None
+    return manager(run_dir).latest_step()
+
+
+def restore(run_dir: Path, template: Any) -> tuple[Any, dict[str, Any]]:
+    """The latest checkpoint of ``run_dir`` as (state shaped like ``template``, loop position)."""
+    epoch = latest_epoch(run_dir)
+    if epoch is None:
+        raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start a new run instead of --resume")
+    mgr = manager(run_dir)
+    abstract = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype) if hasattr(x, "shape") else x,
+                            _to_storable(jax.device_get(template)))
+    restored = mgr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
+                                                          loop=ocp.args.JsonRestore()))
+    return _from_storable(restored["state"], template), restored["loop"]

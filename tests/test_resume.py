@@ -1,0 +1,92 @@
+"""Checkpoints and exact resume through the CLI: a run killed with SIGKILL, or stopped with
+Ctrl-C, and resumed ends with the same parameters and metrics as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# ~20 epochs of a few hundred updates each: slow enough to be killed in the middle.
+SLOW = ["--algo", "sac", "--env", "pointmass", "--total-steps", "1280", "--num-envs", "4",
+        "--env-steps-per-epoch", "64", "--learning-starts", "64", "--batch-size", "128", "--utd", "4",
+        "--hidden-sizes", "64", "64", "--episode-length", "20", "--eval-every", "256", "--eval-episodes", "2",
+        "--checkpoint-every", "1", "--no-progress"]
+TIMING = ("epoch_seconds", "env_steps_per_s", "wall_seconds", "pretrain_seconds")
+
+
+def _cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kl_rl.cli", *args]
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "KL_RL_COMPILE_CACHE": str(cache)}
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("resume")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(workdir) -> Path:
+    proc = subprocess.run(_cmd("train", *SLOW, "--run-name", "whole"), cwd=workdir, env=_env(workdir / "cache"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return workdir / "runs" / "whole"
+
+
+def _start_and_stop(workdir: Path, name: str, sig: int, after_rows: int) -> subprocess.Popen:
+    proc = subprocess.Popen(_cmd("train", *SLOW, "--run-name", name), cwd=workdir, env=_env(workdir / "cache"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = workdir / "runs" / name / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= after_rows:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.02)
+    proc.communicate(timeout=300)
+    return proc
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)])
+def test_killed_or_interrupted_run_resumes_exactly(workdir, uninterrupted, sig, code):
+    name = f"stopped-{sig}"
+    proc = _start_and_stop(workdir, name, sig, after_rows=6)
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-2000:])
+    run_dir = workdir / "runs" / name
+    assert not (run_dir / "summary.json").exists()
+    resumed = subprocess.run(_cmd("train", "--resume", str(run_dir), "--no-progress"), cwd=workdir,
+                             env=_env(workdir / "cache"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _rows(run_dir) == _rows(uninterrupted)  # no epoch duplicated or missing, same numbers
+    assert (run_dir / "params.msgpack").read_bytes() == (uninterrupted / "params.msgpack").read_bytes()
+    assert len(list((run_dir / "checkpoints").iterdir())) <= 3  # only the newest are kept
+
+
+def test_resume_refuses_changed_config_and_missing_checkpoint(workdir, uninterrupted):
+    changed = subprocess.run(_cmd("train", "--resume", str(uninterrupted), "--batch-size", "64"), cwd=workdir,
+                             env=_env(workdir / "cache"), capture_output=True, text=True, timeout=300)
+    assert changed.returncode == 2 and "changed config (--batch-size)" in changed.stderr, changed.stderr
+    assert len(changed.stderr.strip().splitlines()) == 1
+    empty = workdir / "runs" / "empty"
+    empty.mkdir(parents=True)
+    (empty / "config.json").write_text((uninterrupted / "config.json").read_text())
+    missing = subprocess.run(_cmd("train", "--resume", str(empty)), cwd=workdir, env=_env(workdir / "cache"),
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "has no checkpoint to resume from" in missing.stderr, missing.stderr
+    nowhere = subprocess.run(_cmd("train", "--resume", str(workdir / "nowhere")), cwd=workdir,
+                             env=_env(workdir / "cache"), capture_output=True, text=True, timeout=300)
+    assert nowhere.returncode == 2 and "not a kl-rl run folder" in nowhere.stderr
