@@ -283,14 +283,24 @@ HANDLERS = {TrainArgs: train, DemosArgs: demos, FitPriorArgs: fit_prior, SweepAr
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs a subcommand. Bad input is one line on stderr and exit code 2; ``--debug`` (anywhere
+    on the line) shows the full traceback instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="kl-rl")
     try:
         return HANDLERS[type(args)](args)
     except KeyboardInterrupt as err:  # Ctrl-C: the driver checkpointed the last finished epoch
+        if debug:
+            raise
         print(f"kl-rl: {err or 'interrupted'}", file=sys.stderr)
         return 130
-    except (ValueError, FileExistsError) as err:  # incl. UnknownEnvError, DemosError, ExpertError
-        print(f"kl-rl: error: {err}", file=sys.stderr)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:  # UnknownEnvError, DemosError, PriorError, ...
+        if debug:
+            raise
+        message = " ".join(str(err).split())  # one line, whatever the exception's text
+        print(f"kl-rl: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 2
 
 

@@ -107,6 +107,10 @@ class TrainConfig:
             problems.append(f"learning_starts must be >= 0 (got {self.learning_starts})")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             problems.append(f"hidden_sizes must be positive widths (got {self.hidden_sizes})")
+        if not problems and self.batch_size > self.buffer_capacity:
+            problems.append(f"batch_size ({self.batch_size}) is larger than the replay buffer can hold "
+                            f"({self.buffer_capacity} = min(replay_size, total_steps rounded up to epochs)); "
+                            "lower batch-size or raise total-steps / replay-size")
         if problems:
             raise ValueError("; ".join(problems))
         return self

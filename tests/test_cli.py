@@ -218,3 +218,24 @@ def test_sweep_writes_runs_and_summary(workdir):
     bad = kl_rl("sweep", *TINY, "--grid", "beta=1,2", cwd=workdir, cache=workdir / "cache")
     assert bad.returncode == 2 and "unknown hyperparameter 'beta'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["train", "--prior", "gp", "--algo", "kl", "--kernel", "cosine", *TINY[2:]], "unknown kernel 'cosine'"),
+    (["train", *TINY, "--total-steps", "0"], "total_steps must be >= 1"),
+    (["train", *TINY, "--total-steps", "64", "--batch-size", "128"], "larger than the replay buffer can hold"),
+    (["train", *TINY, "--checkpoint-every", "-1"], "checkpoint-every must be >= 0"),
+    (["train", "--algo", "kl", "--prior", "mlp", *TINY[2:], "--prior-path", "nowhere"], "no prior at nowhere"),
+    (["sweep", *TINY, "--seeds", "0"], "seeds must be >= 1"),
+])
+def test_bad_input_catalogue(workdir, pointmass_demos_file, args, expected):
+    """More of the bad-input catalogue: each a one-line error with exit code 2, no traceback."""
+    demos = ["--demos", str(pointmass_demos_file)] if "--prior" in args else []
+    proc = kl_rl(*args, *demos, cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_debug_flag_shows_the_traceback(workdir):
+    proc = kl_rl("train", *TINY, "--total-steps", "0", "--debug", cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "total_steps must be >= 1" in proc.stderr
