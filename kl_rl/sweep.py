@@ -126,58 +126,114 @@ def fetch(tree: Any) -> Any:
     return jax.device_get(tree)
 
 
+def sweep_record(cfg: TrainConfig, base: HParams, runs: Sequence[SweepRun], eval_every: int) -> dict[str, Any]:
+    """What a sweep folder's ``sweep.json`` holds: enough to resume it, and to refuse a changed one."""
+    return json.loads(json.dumps({
+        "config": dataclasses.asdict(cfg), "hparams": {n: float(getattr(base, n)) for n in HPARAM_NAMES},
+        "runs": [{"seed": r.seed, "overrides": dict(r.overrides)} for r in runs], "eval_every": eval_every}))
+
+
+def runs_from_record(record: dict[str, Any]) -> list[SweepRun]:
+    return [SweepRun(int(r["seed"]), tuple(sorted(r["overrides"].items()))) for r in record["runs"]]
+
+
 def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: Path | None = None,
               eval_every: int = 5_000, progress: bool = True, prior: Any = None,
               demos: tuple[np.ndarray, np.ndarray] | None = None, devices: Sequence[jax.Device] | None = None,
-              overwrite: bool = False, programs: SweepPrograms | None = None) -> SweepResult:
+              overwrite: bool = False, programs: SweepPrograms | None = None, checkpoint_every: int = 10,
+              keep_checkpoints: int = 3, resume: bool = False) -> SweepResult:
     """Trains every run of ``runs`` together. With ``sweep_dir`` writes, per run,
     ``<sweep_dir>/<run.name>/metrics.jsonl``, ``params.msgpack``, ``summary.json`` and
-    ``config.json`` (the same files as ``kl-rl train``, TensorBoard aside)."""
+    ``config.json`` (the same files as ``kl-rl train``, TensorBoard aside), and in ``sweep_dir``
+    ``sweep.json``, the prior and orbax checkpoints of the whole vmapped state (after pretraining,
+    every ``checkpoint_every`` epochs, at the end, on Ctrl-C; single-host only). ``resume``
+    continues ``sweep_dir`` from its latest checkpoint."""
     from rich.progress import Progress
+
+    from kl_rl import checkpoint
+    from kl_rl.driver import ConfigChangedError, _SigintFlag, _truncate_metrics, _write_json
 
     programs = programs or SweepPrograms(cfg, devices)
     all_runs = padded(runs, len(programs.devices))
     n_real = len(runs)
     run_dirs: list[Path] = []
     writers: list[MetricsWriter] = []
-    if sweep_dir is not None and jax.process_index() == 0:  # one writer when several hosts run the sweep
+    writes = sweep_dir is not None and jax.process_index() == 0  # one writer when several hosts run the sweep
+    record = sweep_record(cfg, base, runs, eval_every)
+    if resume:
+        saved = Path(sweep_dir) / "sweep.json"
+        if not saved.exists():
+            raise ConfigChangedError(f"{sweep_dir} is not a kl-rl sweep folder (no sweep.json); "
+                                     "check the --resume path")
+        if json.loads(saved.read_text()) != record:
+            raise ConfigChangedError(f"cannot resume {sweep_dir} with a changed sweep (config, grid, seeds or "
+                                     "eval-every differ from its sweep.json); start a new sweep")
+        run_dirs = [Path(sweep_dir) / run.name for run in runs] if writes else []
+    elif writes:
         for run in runs:
             run_dir = prepare_run_dir(Path(sweep_dir) / run.name, overwrite)
             hp = {name: float(getattr(base, name)) for name in HPARAM_NAMES} | dict(run.overrides)
-            (run_dir / "config.json").write_text(json.dumps(
-                {"config": dataclasses.asdict(cfg), "hparams": hp, "seed": run.seed, "sweep": str(sweep_dir)},
-                indent=2))
+            _write_json(run_dir / "config.json", {"config": dataclasses.asdict(cfg), "hparams": hp, "seed": run.seed,
+                                                  "eval_every": eval_every, "sweep": str(sweep_dir)})
             run_dirs.append(run_dir)
+        prepare_run_dir(Path(sweep_dir), overwrite)  # clears old checkpoints / prior of the sweep itself
+        _write_json(Path(sweep_dir) / "sweep.json", record)
+        if prior is not None:
+            from kl_rl import priors
+
+            priors.save(prior, Path(sweep_dir) / "prior")
     keys = programs.place(jax.vmap(jax.random.key)(jnp.asarray([r.seed for r in all_runs])))
     hparams = programs.place(stacked_hparams(base, all_runs))
     result = SweepResult(runs=runs, rows=[[] for _ in runs])
     t0 = time.perf_counter()
     state = programs.init(keys, hparams, prior)
-    if cfg.uses_demos and cfg.pretrain_epochs:
+    ckpt = checkpoint.manager(Path(sweep_dir), keep_checkpoints) if writes and jax.process_count() == 1 else None
+    if resume:
+        if ckpt is None:
+            raise ConfigChangedError("resuming a sweep needs its folder and a single host")
+        state, loop = checkpoint.restore(Path(sweep_dir), state)
+        state = programs.place(state)
+        result.rows = [_truncate_metrics(d / "metrics.jsonl", loop["epoch"]) for d in run_dirs]
+        start, next_eval = loop["epoch"], loop["next_eval"]
+    elif cfg.uses_demos and cfg.pretrain_epochs:
         state, _ = programs.pretrain(state, hparams, *map(jnp.asarray, demos))
     result.compile_seconds = time.perf_counter() - t0
     writers = [MetricsWriter(d, tensorboard=False) for d in run_dirs]
+    interrupted = _SigintFlag()
     t_train = time.perf_counter()
     try:
-        _log(result, writers, {"epoch": 0, "env_steps": 0, "grad_steps": 0}, fetch(programs.evaluate(state)), n_real)
-        next_eval = eval_every
-        with Progress(disable=not progress) as bar:
-            task = bar.add_task(f"{cfg.env} sweep ({n_real} runs)", total=cfg.num_epochs)
-            for index in range(cfg.num_epochs):
+        if not resume:
+            _log(result, writers, {"epoch": 0, "env_steps": 0, "grad_steps": 0}, fetch(programs.evaluate(state)),
+                 n_real)
+            start, next_eval = 0, eval_every
+            if ckpt is not None:
+                checkpoint.save(ckpt, 0, state, {"epoch": 0, "next_eval": next_eval})
+        with Progress(disable=not progress) as bar, interrupted:
+            task = bar.add_task(f"{cfg.env} sweep ({n_real} runs)", total=cfg.num_epochs, completed=start)
+            for index in range(start, cfg.num_epochs):
                 state, metrics = programs.epoch(state, hparams)
                 metrics = fetch(metrics)
                 evaluation = {}
-                if metrics["env_steps"][0] >= next_eval or index + 1 == cfg.num_epochs:
+                last_epoch = index + 1 == cfg.num_epochs
+                if metrics["env_steps"][0] >= next_eval or last_epoch:
                     next_eval += eval_every
                     evaluation = fetch(programs.evaluate(state))
                 _log(result, writers, {"epoch": index + 1, **metrics,
                                        "wall_seconds": time.perf_counter() - t_train}, evaluation, n_real)
                 for i in range(n_real):
                     check_finite({k: v[i] for k, v in metrics.items()}, index + 1)
+                due = checkpoint_every and (index + 1) % checkpoint_every == 0
+                if ckpt is not None and (due or last_epoch or interrupted.raised):
+                    checkpoint.save(ckpt, index + 1, state, {"epoch": index + 1, "next_eval": next_eval})
+                if interrupted.raised:
+                    raise KeyboardInterrupt(f"interrupted after epoch {index + 1}" + (
+                        f"; checkpoint saved, continue with --resume {sweep_dir}" if ckpt is not None else ""))
                 bar.update(task, advance=1)
     finally:
         for writer in writers:
             writer.close()
+        if ckpt is not None:
+            ckpt.close()
     result.train_seconds = time.perf_counter() - t_train
     result.state = state
     host_state = fetch(state) if run_dirs else None
@@ -185,11 +241,11 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
         one = jax.tree.map(lambda x, i=i: x[i], host_state)
         save_params(one, run_dir / "params.msgpack")
         final = result.rows[i][-1]
-        (run_dir / "summary.json").write_text(json.dumps(
-            {"env": cfg.env, "algo": cfg.algo, "seed": runs[i].seed, "overrides": dict(runs[i].overrides),
-             "env_steps": final["env_steps"], "compile_seconds": result.compile_seconds,
-             "train_seconds": result.train_seconds,
-             **{k: v for k, v in final.items() if k.startswith("eval_")}}, indent=2))
+        _write_json(run_dir / "summary.json", {
+            "env": cfg.env, "algo": cfg.algo, "seed": runs[i].seed, "overrides": dict(runs[i].overrides),
+            "env_steps": final["env_steps"], "compile_seconds": result.compile_seconds,
+            "train_seconds": result.train_seconds, "resumed": resume,
+            **{k: v for k, v in final.items() if k.startswith("eval_")}})
     return result
 
 

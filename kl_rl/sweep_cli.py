@@ -64,6 +64,13 @@ class SweepArgs:
     """Multi-host: number of processes."""
     process_id: int | None = None
     """Multi-host: this process's index (0 writes the results)."""
+    checkpoint_every: int = 10
+    """Checkpoint the whole sweep state every this many epochs (and after pretraining, at the end, on Ctrl-C)."""
+    keep_checkpoints: int = 3
+    """Checkpoints kept (the newest)."""
+    resume: Path | None = None
+    """Continue this sweep folder (the one holding sweep.json) from its latest checkpoint, with its
+    saved settings; other options are ignored."""
     host_devices: int = -1
     """CPU: split the CPU into this many XLA host devices so the run axis is sharded over the cores
     (-1: one per core; 0: JAX's default of one device). Ignored by accelerators; an
@@ -92,6 +99,8 @@ def sweep(args: SweepArgs) -> int:
         _split_cpu(args.host_devices)  # before anything starts JAX's CPU backend (importing kl_rl.sweep does)
     from kl_rl.sweep import expand, parse_grid
 
+    if args.resume is not None:
+        return _resume(args)
     grid = parse_grid(args.grid)
     if args.seeds < 1:
         raise ValueError(f"seeds must be >= 1 (got {args.seeds})")
@@ -109,7 +118,6 @@ def sweep(args: SweepArgs) -> int:
     from kl_rl.cli import demos_and_prior
     from kl_rl.config import PRESETS, HParams
     from kl_rl.sweep import run_sweep
-    from kl_rl.sweep_summary import curves_figure, summarize, write_summary
 
     console = Console() if Console().is_terminal else Console(width=140)
     runs = expand(range(args.seeds), grid)
@@ -122,13 +130,52 @@ def sweep(args: SweepArgs) -> int:
                                                        args.prior_cache, args.prior_path, 0)
         sweep_dir = root / label.replace(":", "-") if len(configs) > 1 else root
         result = run_sweep(cfg, base, runs, sweep_dir, eval_every=args.eval_every, progress=args.progress,
-                           prior=prior, demos=demos, overwrite=args.overwrite)
-        table = summarize(runs, result.rows)
-        _, md = write_summary(sweep_dir, table)
-        curves_figure(runs, result.rows, sweep_dir / "curves.png", title=f"{cfg.env} · {label}")
-        console.print(f"[bold]{label}[/bold]: {len(runs)} runs, compile {result.compile_seconds:.1f} s, "
-                      f"train {result.train_seconds:.1f} s" +
-                      (f"; demonstrations' mean return {demo_return:.1f}" if demo_return is not None else ""))
-        console.print(md.read_text())
-        console.print(f"results in {sweep_dir} (summary.csv, summary.md, curves.png, one folder per run)")
+                           prior=prior, demos=demos, overwrite=args.overwrite, checkpoint_every=args.checkpoint_every,
+                           keep_checkpoints=args.keep_checkpoints)
+        _finish(console, label, cfg, runs, result, sweep_dir, demo_return)
+    return 0
+
+
+def _finish(console, label, cfg, runs, result, sweep_dir: Path, demo_return: float | None) -> None:
+    from kl_rl.sweep_summary import curves_figure, summarize, write_summary
+
+    table = summarize(runs, result.rows)
+    _, md = write_summary(sweep_dir, table)
+    curves_figure(runs, result.rows, sweep_dir / "curves.png", title=f"{cfg.env} · {label}")
+    console.print(f"[bold]{label}[/bold]: {len(runs)} runs, compile {result.compile_seconds:.1f} s, "
+                  f"train {result.train_seconds:.1f} s" +
+                  (f"; demonstrations' mean return {demo_return:.1f}" if demo_return is not None else ""))
+    console.print(md.read_text())
+    console.print(f"results in {sweep_dir} (summary.csv, summary.md, curves.png, one folder per run)")
+
+
+def _resume(args: SweepArgs) -> int:
+    """``--resume DIR``: every sweep folder at or under DIR (one per static choice) continues from
+    its latest checkpoint with its saved sweep.json."""
+    import json
+
+    from rich.console import Console
+
+    from kl_rl import priors
+    from kl_rl.config import HParams
+    from kl_rl.driver import ConfigChangedError
+    from kl_rl.sweep import run_sweep, runs_from_record
+
+    folders = [args.resume] if (args.resume / "sweep.json").exists() else sorted(
+        p.parent for p in args.resume.glob("*/sweep.json"))
+    if not folders:
+        raise ConfigChangedError(f"{args.resume} is not a kl-rl sweep folder (no sweep.json); check the --resume path")
+    compile_cache.enable(args.compile_cache)
+    console = Console() if Console().is_terminal else Console(width=140)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for folder in folders:
+        record = json.loads((folder / "sweep.json").read_text())
+        cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()
+                             if k in fields}).validate()
+        runs = runs_from_record(record)
+        prior = priors.load(folder / "prior") if cfg.uses_prior else None
+        result = run_sweep(cfg, HParams.create(**record["hparams"]), runs, folder, eval_every=record["eval_every"],
+                           progress=args.progress, prior=prior, checkpoint_every=args.checkpoint_every,
+                           keep_checkpoints=args.keep_checkpoints, resume=True)
+        _finish(console, cfg.algo, cfg, runs, result, folder, None)
     return 0

@@ -90,3 +90,30 @@ def test_resume_refuses_changed_config_and_missing_checkpoint(workdir, uninterru
     nowhere = subprocess.run(_cmd("train", "--resume", str(workdir / "nowhere")), cwd=workdir,
                              env=_env(workdir / "cache"), capture_output=True, text=True, timeout=300)
     assert nowhere.returncode == 2 and "not a kl-rl run folder" in nowhere.stderr
+
+
+SWEEP = [a for a in SLOW if a not in ("--total-steps", "1280")] + ["--total-steps", "640", "--seeds", "2"]
+
+
+def test_killed_sweep_resumes_exactly(workdir):
+    whole = subprocess.run(_cmd("sweep", *SWEEP, "--sweep-name", "sweep-whole"), cwd=workdir,
+                           env=_env(workdir / "cache"), capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen(_cmd("sweep", *SWEEP, "--sweep-name", "sweep-killed"), cwd=workdir,
+                            env=_env(workdir / "cache"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = workdir / "runs" / "sweep-killed" / "base-s1" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 4:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.communicate(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    resumed = subprocess.run(_cmd("sweep", "--resume", str(workdir / "runs" / "sweep-killed"), "--no-progress"),
+                             cwd=workdir, env=_env(workdir / "cache"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    for run in ("base-s0", "base-s1"):
+        a, b = workdir / "runs" / "sweep-whole" / run, workdir / "runs" / "sweep-killed" / run
+        assert _rows(b) == _rows(a), run
+        assert (b / "params.msgpack").read_bytes() == (a / "params.msgpack").read_bytes()
