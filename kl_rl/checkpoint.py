@@ -25,11 +25,28 @@ def _is_key(x: Any) -> bool:
 
 
 def _to_storable(state: Any) -> Any:
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+    """Keys as raw key data; zero-size arrays (MJX keeps some, e.g. ``act`` of models without
+    actuator state), which orbax refuses, as a scalar placeholder."""
+
+    def one(x):
+        if _is_key(x):
+            return jax.random.key_data(x)
+        if np.size(x) == 0:
+            return np.zeros((), np.asarray(x).dtype)
+        return x
+
+    return jax.tree.map(one, state)
 
 
 def _from_storable(stored: Any, template: Any) -> Any:
-    return jax.tree.map(lambda s, t: jax.random.wrap_key_data(s) if _is_key(t) else s, stored, template)
+    def one(s, t):
+        if _is_key(t):
+            return jax.random.wrap_key_data(s)
+        if np.size(t) == 0:
+            return np.zeros(np.shape(t), np.asarray(t).dtype)
+        return s
+
+    return jax.tree.map(one, stored, template)
 
 
 def manager(run_dir: Path, keep: int = 3) -> ocp.CheckpointManager:
@@ -58,8 +75,7 @@ def restore(run_dir: Path, template: Any) -> tuple[Any, dict[str, Any]]:
     if epoch is None:
         raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start a new run instead of --resume")
     mgr = manager(run_dir)
-    abstract = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype) if hasattr(x, "shape") else x,
-                            _to_storable(jax.device_get(template)))
+    abstract = _to_storable(jax.device_get(template))
     restored = mgr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                           loop=ocp.args.JsonRestore()))
     return _from_storable(restored["state"], template), restored["loop"]

@@ -298,7 +298,12 @@ def check_same_config(run_dir: Path, record: dict[str, Any]) -> None:
 
 def _truncate_metrics(path: Path, epoch: int) -> list[dict[str, Any]]:
     """Keeps the rows of epochs <= ``epoch`` (those the checkpoint covers), rewritten atomically."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by the kill: the checkpoint predates it
+            continue
     rows = [r for r in rows if r["epoch"] <= epoch]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -61,7 +61,8 @@ def write_summary(sweep_dir: Path, table: list[dict[str, Any]]) -> tuple[Path, P
     """``summary.csv`` and ``summary.md`` in ``sweep_dir``."""
     sweep_dir = Path(sweep_dir)
     fields = ["config", "seeds"] + [f"{m}_{s}" for m in ("final", "auc") for s in ("mean", "ci_low", "ci_high", "iqm")]
-    with (sweep_dir / "summary.csv").open("w", newline="") as handle:
+    tmp_csv = sweep_dir / "summary.tmp.csv"
+    with tmp_csv.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for rec in table:
@@ -75,7 +76,10 @@ def write_summary(sweep_dir: Path, table: list[dict[str, Any]]) -> tuple[Path, P
         lines.append(f"| {rec['config']} | {len(rec['seeds'])} "
                      f"| {f['mean']:.1f} [{f['ci_low']:.1f}, {f['ci_high']:.1f}] | {f['iqm']:.1f} "
                      f"| {a['mean']:.1f} [{a['ci_low']:.1f}, {a['ci_high']:.1f}] | {a['iqm']:.1f} |")
-    (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    tmp_md = sweep_dir / "summary.tmp.md"
+    tmp_md.write_text("\n".join(lines) + "\n")
+    tmp_csv.replace(sweep_dir / "summary.csv")  # renamed when complete: a kill leaves old or new files
+    tmp_md.replace(sweep_dir / "summary.md")
     return sweep_dir / "summary.csv", sweep_dir / "summary.md"
 
 
