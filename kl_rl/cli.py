@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,6 +252,7 @@ def demos(args: DemosArgs) -> int:
         cfg = TrainConfig(env=args.env, total_steps=args.expert_steps).validate()
         run(cfg, HParams.create(), args.seed, expert_dir, eval_every=max(args.expert_steps // 10, 1),
             progress=args.progress, overwrite=args.retrain, tensorboard=False)
+        shutil.rmtree(expert_dir / "checkpoints", ignore_errors=True)  # resumable while training; not shipped
         trained_now = True
     train_seconds = time.perf_counter() - t0
     expert = load_expert(expert_dir)
