@@ -88,12 +88,14 @@ def load(path: str | Path, obs_size: int | None = None, action_size: int | None 
         with np.load(npz, allow_pickle=False) as data:
             missing = [name for name in ARRAYS if name not in data.files]
             if missing:
-                raise DemosError(f"{npz} is not a kl_rl demonstrations file (no {', '.join(missing)})")
+                raise DemosError(f"{npz} is not a kl_rl demonstrations file (no {', '.join(missing)}); "
+                                 "make one with `kl-rl demos`")
             arrays = {name: data[name] for name in ARRAYS}
     except DemosError:
         raise
     except Exception as err:  # zip or npy format errors
-        raise DemosError(f"{npz} is not a kl_rl demonstrations file ({type(err).__name__}: {err})") from None
+        raise DemosError(f"{npz} is not a kl_rl demonstrations file ({type(err).__name__}: {err}); it may be "
+                         "truncated or corrupt: make it again with `kl-rl demos`") from None
     metadata: dict[str, Any] = {}
     if meta.exists():
         try:

@@ -239,3 +239,48 @@ def test_bad_input_catalogue(workdir, pointmass_demos_file, args, expected):
 def test_debug_flag_shows_the_traceback(workdir):
     proc = kl_rl("train", *TINY, "--total-steps", "0", "--debug", cwd=workdir, cache=workdir / "cache")
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "total_steps must be >= 1" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def bad_files(workdir, pointmass_demos_file) -> dict[str, Path]:
+    """A truncated and a corrupt demonstrations file, and a prior fitted on other dims."""
+    import numpy as np
+
+    from kl_rl import priors
+
+    files = {}
+    raw = pointmass_demos_file.read_bytes()
+    for name, content in (("truncated", raw[: len(raw) // 2]), ("corrupt", b"PK\x03\x04" + b"\x00garbage" * 50)):
+        files[name] = workdir / f"{name}.npz"
+        files[name].write_bytes(content)
+        files[name].with_suffix(".json").write_text(pointmass_demos_file.with_suffix(".json").read_text())
+    rng = np.random.default_rng(0)
+    other = priors.fit("mlp", jax_key(), rng.normal(size=(32, 3)), rng.uniform(-1, 1, (32, 2)), steps=5,
+                       hidden_sizes=(4,))
+    files["other_prior"] = workdir / "other-prior"
+    priors.save(other, files["other_prior"])
+    return files
+
+
+def jax_key():
+    import jax
+
+    return jax.random.key(0)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("truncated", "is not a kl_rl demonstrations file"),
+    ("corrupt", "is not a kl_rl demonstrations file"),
+    ("wrong_env", "observations have 17 dims but the env has 4"),
+    ("other_prior", "fitted on observation size 3, but this env has 4"),
+])
+def test_bad_demos_and_prior_files(workdir, bad_files, case, expected):
+    repo = Path(__file__).resolve().parent.parent
+    extra = {"truncated": ["--demos", str(bad_files["truncated"])], "corrupt": ["--demos", str(bad_files["corrupt"])],
+             "wrong_env": ["--demos", str(repo / "data" / "demos" / "halfcheetah.npz")],
+             "other_prior": ["--demos", str(workdir / "pm_demos.npz"), "--prior-path", str(bad_files["other_prior"]),
+                             "--prior", "mlp"]}[case]
+    algo = ["--algo", "kl"] if case == "other_prior" else ["--algo", "nppac"]
+    proc = kl_rl("train", *algo, *TINY[2:], *extra, cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

@@ -127,6 +127,9 @@ def test_non_finite_loss_stops_with_the_epoch_named(tiny_cfg, tmp_path):
     assert "\n" not in str(err.value)
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 2  # the step-0 evaluation and the failing epoch are kept
+    from kl_rl import checkpoint
+
+    assert checkpoint.latest_epoch(tmp_path / "run") == 0  # the last good checkpoint, untouched by the fault
 
 
 def test_prior_stored_in_buffer_gives_the_same_training(nppac_cfg, pointmass_priors, hparams):
