@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table, write_json  # noqa: E402
 
 from kl_rl import compile_cache  # noqa: E402
+from kl_rl.cli import demos_and_prior  # noqa: E402
 from kl_rl.config import PRESETS, HParams, TrainConfig  # noqa: E402
 from kl_rl.driver import run  # noqa: E402
-from kl_rl.envs import make_env  # noqa: E402
-from kl_rl.fit_prior import PriorOptionArgs, kind_options  # noqa: E402
-from kl_rl.prior_source import get_prior, load_demos  # noqa: E402
+from kl_rl.fit_prior import PriorOptionArgs  # noqa: E402
+from kl_rl.sweep_summary import area_under_curve  # noqa: E402
 
 DIAGNOSTICS = ("kl_mean", "kl_max", "actor_grad_norm", "critic_grad_norm", "prior_std_min", "q_mean")
 
@@ -39,14 +39,7 @@ def _config(label: str, args: argparse.Namespace) -> TrainConfig:
 def one_run(label: str, args: argparse.Namespace, seed: int) -> dict:
     cfg = _config(label, args)
     hparams = HParams.create(alpha=float(PRESETS[cfg.env]["alpha"]))
-    prior, demos, demo_return = None, None, None
-    if cfg.uses_demos:
-        probe = make_env(cfg.env, 1)
-        data, path = load_demos(cfg.env, probe.obs_size, probe.action_size, args.demos)
-        demos = (np.asarray(data.observations), np.asarray(data.actions))
-        demo_return = float(data.episode_returns.mean())
-        if cfg.uses_prior:
-            prior, _ = get_prior(cfg.prior, data, path, None, kind_options(PriorOptionArgs(), cfg.prior, cfg.env), seed)
+    prior, demos, _, demo_return = demos_and_prior(cfg, args.demos, None, PriorOptionArgs(), None, None, seed)
     run_dir = args.runs_dir / f"{label.replace(':', '-')}-s{seed}"
     result = run(cfg, hparams, seed, run_dir, eval_every=args.eval_every, progress=False, overwrite=True,
                  tensorboard=False, prior=prior, demos=demos)
@@ -56,12 +49,6 @@ def one_run(label: str, args: argparse.Namespace, seed: int) -> dict:
             "diagnostics": {k: [(r["env_steps"], r.get(k)) for r in rows if r.get(k) is not None] for k in DIAGNOSTICS},
             "pretrain_seconds": result.pretrain_seconds, "train_seconds": result.train_seconds,
             "compile_seconds": result.compile_seconds, "demo_return": demo_return, "run_dir": str(run_dir)}
-
-
-def area_under_curve(curve: list[tuple[int, float]]) -> float:
-    """Mean return over training: the trapezoidal area under the eval curve divided by its span."""
-    steps, returns = map(np.asarray, zip(*curve, strict=True))
-    return float(np.trapezoid(returns, steps) / (steps[-1] - steps[0]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     for label in args.algos:
         runs = [r for r in record["runs"] if r["algo"] == label and r["seed"] in args.seeds]
         finals = np.array([r["final_return"] for r in runs])
-        aucs = np.array([area_under_curve(r["curve"]) for r in runs])
+        aucs = np.array([area_under_curve(*map(np.asarray, zip(*r["curve"], strict=True))) for r in runs])
         summary[label] = {"final_mean": float(finals.mean()), "final_min": float(finals.min()),
                           "final_max": float(finals.max()), "auc_mean": float(aucs.mean()),
                           "auc_min": float(aucs.min()), "auc_max": float(aucs.max()), "seeds": len(runs)}

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[mode, r["runs"], len(r["devices"]), r["aggregate_env_steps_per_s"],
              f"{r['aggregate_env_steps_per_s'] / base:.2f}x"] for mode, r in results.items()]
     print(table(rows, ["mode", "runs", "devices", "env steps/s (all runs)", "vs sequential"]))
-    write_json(args.out, {"config": vars(args) | {"out": str(args.out)}, "backend": jax.default_backend(),
+    config = {k: v for k, v in vars(args).items() if k not in ("cache_dir", "out")}  # no machine paths
+    write_json(args.out, {"config": config, "backend": jax.default_backend(),
                           "results": results})
     print(f"wrote {args.out}")
     return 0

@@ -123,16 +123,15 @@ def _resume(args: TrainArgs) -> int:
     contradict them are refused (config.json is the source of truth)."""
     import json
 
-    from kl_rl.config import HParams
+    from kl_rl.config import HParams, config_from_json
     from kl_rl.driver import ConfigChangedError, run
 
     path = args.resume / "config.json"
     if not path.exists():
         raise ConfigChangedError(f"{args.resume} is not a kl-rl run folder (no config.json); check the --resume path")
     saved = json.loads(path.read_text())
+    cfg = config_from_json(saved["config"]).validate()
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()
-                         if k in fields}).validate()
     hparams = HParams.create(**saved["hparams"])
     defaults = TrainArgs()
     conflicts = [f"--{name.replace('_', '-')}" for name in fields

@@ -145,6 +145,13 @@ class TrainConfig:
         return min(self.replay_size, self.num_epochs * self.env_steps_per_epoch)
 
 
+def config_from_json(raw: dict) -> TrainConfig:
+    """A TrainConfig from its ``dataclasses.asdict`` form as stored in JSON (tuples come back as
+    lists; unknown keys, e.g. from newer versions, are ignored)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
+
+
 @struct.dataclass
 class HParams:
     """Float hyperparameters, each a scalar array so a sweep can ``jax.vmap`` over them."""

@@ -145,7 +145,7 @@ def run(
         check_same_config(run_dir, record)
     elif run_dir is not None:
         run_dir = prepare_run_dir(Path(run_dir), overwrite)
-        _write_json(run_dir / "config.json", {**record, **(extra_config or {})})
+        write_json_atomic(run_dir / "config.json", {**record, **(extra_config or {})})
         if prior is not None:  # the run's own copy, so --resume needs neither demos nor a refit
             from kl_rl import priors
 
@@ -156,7 +156,7 @@ def run(
     pretrain_losses, t_pretrain = None, time.perf_counter()
     if resume:
         state, loop = checkpoint.restore(run_dir, state)
-        rows = _truncate_metrics(run_dir / "metrics.jsonl", loop["epoch"])
+        rows = truncate_metrics(run_dir / "metrics.jsonl", loop["epoch"])
     elif cfg.uses_demos and cfg.pretrain_epochs:  # its time includes compiling it
         state, pretrain_losses = jax.jit(trainer.pretrain)(state, hparams, *map(jax.numpy.asarray, demos))
         pretrain_losses = np.asarray(pretrain_losses)
@@ -170,7 +170,7 @@ def run(
 
     purge = rows[-1]["env_steps"] + 1 if resume and rows else None  # drop TensorBoard events past the checkpoint
     writer = MetricsWriter(run_dir, tensorboard, purge_step=purge) if run_dir is not None else None
-    interrupted = _SigintFlag()
+    interrupted = SigintFlag()
     t_train = time.perf_counter()
     try:
         if resume:
@@ -247,11 +247,11 @@ def run(
                    "grad_steps": final["grad_steps"], "compile_seconds": result.compile_seconds,
                    "pretrain_seconds": result.pretrain_seconds, "train_seconds": result.train_seconds,
                    "resumed": resume, **result.final_eval}
-        _write_json(run_dir / "summary.json", summary)
+        write_json_atomic(run_dir / "summary.json", summary)
     return result
 
 
-class _SigintFlag:
+class SigintFlag:
     """While active, Ctrl-C sets ``raised`` instead of interrupting, so the loop can finish the
     epoch, checkpoint it and stop cleanly (main thread only; elsewhere a no-op)."""
 
@@ -259,7 +259,7 @@ class _SigintFlag:
         self.raised = False
         self._previous: Any = None
 
-    def __enter__(self) -> _SigintFlag:
+    def __enter__(self) -> SigintFlag:
         import signal
         import threading
 
@@ -296,7 +296,7 @@ def check_same_config(run_dir: Path, record: dict[str, Any]) -> None:
                                  "run's own options (see its config.json) or start a new run")
 
 
-def _truncate_metrics(path: Path, epoch: int) -> list[dict[str, Any]]:
+def truncate_metrics(path: Path, epoch: int) -> list[dict[str, Any]]:
     """Keeps the rows of epochs <= ``epoch`` (those the checkpoint covers), rewritten atomically."""
     rows = []
     for line in path.read_text().splitlines() if path.exists() else []:
@@ -311,7 +311,7 @@ def _truncate_metrics(path: Path, epoch: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2, default=str))
     tmp.replace(path)

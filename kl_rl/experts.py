@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import serialization
 
-from kl_rl.config import TrainConfig
+from kl_rl.config import TrainConfig, config_from_json
 from kl_rl.envs import make_env
 from kl_rl.sac import SAC
 
@@ -37,13 +37,6 @@ class Expert:
     def policy(self) -> Callable[[jax.Array], jax.Array]:
         """The deterministic expert policy: obs [N, o] -> tanh(mean) [N, a]."""
         return lambda obs: self.sac.greedy_action(self.actor_params, obs)
-
-
-def config_from_json(raw: dict[str, Any]) -> TrainConfig:
-    """A TrainConfig from its ``dataclasses.asdict`` form (tuples come back as lists)."""
-    known = {f.name for f in fields(TrainConfig)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
-    return TrainConfig(**values)
 
 
 def load_expert(path: str | Path) -> Expert:

@@ -62,12 +62,10 @@ class SAC:
         self.metric_reductions = {n: ("max" if n.endswith("_max") else "min" if n.endswith("_min") else "mean")
                                   for n in names}
 
-    def prior_log_prob(self, prior: Any, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """log pi0(a|s) [B] and the std used for it [B, a]. With ``prior_scale_is_variance`` the
-        prior's variance stands in for its std, as in the reference code (for comparison only)."""
-        mean0, std0 = priors.predict(prior, obs)
-        scale = std0**2 if self.cfg.prior_scale_is_variance else std0
-        return losses.prior_log_prob(action, mean0, scale), scale
+    def prior_scale(self, std0: jax.Array) -> jax.Array:
+        """The Gaussian scale pi0 is scored with: its std, or with ``prior_scale_is_variance`` its
+        variance, as in the reference code (for comparison only)."""
+        return std0**2 if self.cfg.prior_scale_is_variance else std0
 
     def init(self, key: jax.Array, hparams: HParams) -> AgentState:
         key_actor, key_critic = jax.random.split(key)
@@ -121,7 +119,7 @@ class SAC:
             else:
                 mean0, std0 = priors.predict(prior, batch.obs)
                 next_mean0, next_std0 = priors.predict(prior, batch.next_obs)
-            scale0, next_scale0 = (s**2 if self.cfg.prior_scale_is_variance else s for s in (std0, next_std0))
+            scale0, next_scale0 = self.prior_scale(std0), self.prior_scale(next_std0)
             next_log_prob = losses.kl_estimate(next_log_prob,
                                                losses.prior_log_prob(next_action, next_mean0, next_scale0))
         target = losses.soft_td_target(
@@ -197,11 +195,14 @@ class SAC:
         KL(pi || pi0) when the algo has a prior, else the behavioral-cloning NLL. Returns the
         new state and the loss before the step."""
 
+        if self.uses_prior:  # pi0 at the demo states does not depend on the actor
+            mean0, std0 = priors.predict(prior, obs)
+
         def objective(actor_params):
             mean, log_std = self.actor.apply(actor_params, obs)
             if self.uses_prior:
                 action, log_prob = sample_tanh_gaussian(key, mean, log_std)
-                return losses.pretrain_kl_loss(log_prob, self.prior_log_prob(prior, obs, action)[0])
+                return losses.pretrain_kl_loss(log_prob, losses.prior_log_prob(action, mean0, self.prior_scale(std0)))
             return losses.behavior_cloning_loss(tanh_gaussian_log_prob(actions, mean, log_std))
 
         loss, grads = jax.value_and_grad(objective)(agent.actor_params)

@@ -105,7 +105,6 @@ class SweepPrograms:
         self.devices = list(devices if devices is not None else jax.devices())
         mesh = Mesh(np.asarray(self.devices), ("runs",))
         self.sharding = NamedSharding(mesh, PartitionSpec("runs"))
-        self.replicated = NamedSharding(mesh, PartitionSpec())
         t = self.trainer
         self.init = jax.jit(jax.vmap(t.init, in_axes=(0, 0, None)), out_shardings=self.sharding)
         self.pretrain = jax.jit(jax.vmap(t.pretrain, in_axes=(0, 0, None, None)), out_shardings=self.sharding)
@@ -151,7 +150,7 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
     from rich.progress import Progress
 
     from kl_rl import checkpoint
-    from kl_rl.driver import ConfigChangedError, _SigintFlag, _truncate_metrics, _write_json
+    from kl_rl.driver import ConfigChangedError, SigintFlag, truncate_metrics, write_json_atomic
 
     programs = programs or SweepPrograms(cfg, devices)
     all_runs = padded(runs, len(programs.devices))
@@ -173,11 +172,12 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
         for run in runs:
             run_dir = prepare_run_dir(Path(sweep_dir) / run.name, overwrite)
             hp = {name: float(getattr(base, name)) for name in HPARAM_NAMES} | dict(run.overrides)
-            _write_json(run_dir / "config.json", {"config": dataclasses.asdict(cfg), "hparams": hp, "seed": run.seed,
-                                                  "eval_every": eval_every, "sweep": str(sweep_dir)})
+            write_json_atomic(run_dir / "config.json", {"config": dataclasses.asdict(cfg), "hparams": hp,
+                                                        "seed": run.seed, "eval_every": eval_every,
+                                                        "sweep": str(sweep_dir)})
             run_dirs.append(run_dir)
         prepare_run_dir(Path(sweep_dir), overwrite)  # clears old checkpoints / prior of the sweep itself
-        _write_json(Path(sweep_dir) / "sweep.json", record)
+        write_json_atomic(Path(sweep_dir) / "sweep.json", record)
         if prior is not None:
             from kl_rl import priors
 
@@ -193,13 +193,13 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
             raise ConfigChangedError("resuming a sweep needs its folder and a single host")
         state, loop = checkpoint.restore(Path(sweep_dir), state)
         state = programs.place(state)
-        result.rows = [_truncate_metrics(d / "metrics.jsonl", loop["epoch"]) for d in run_dirs]
+        result.rows = [truncate_metrics(d / "metrics.jsonl", loop["epoch"]) for d in run_dirs]
         start, next_eval = loop["epoch"], loop["next_eval"]
     elif cfg.uses_demos and cfg.pretrain_epochs:
         state, _ = programs.pretrain(state, hparams, *map(jnp.asarray, demos))
     result.compile_seconds = time.perf_counter() - t0
     writers = [MetricsWriter(d, tensorboard=False) for d in run_dirs]
-    interrupted = _SigintFlag()
+    interrupted = SigintFlag()
     t_train = time.perf_counter()
     try:
         if not resume:
@@ -241,7 +241,7 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
         one = jax.tree.map(lambda x, i=i: x[i], host_state)
         save_params(one, run_dir / "params.msgpack")
         final = result.rows[i][-1]
-        _write_json(run_dir / "summary.json", {
+        write_json_atomic(run_dir / "summary.json", {
             "env": cfg.env, "algo": cfg.algo, "seed": runs[i].seed, "overrides": dict(runs[i].overrides),
             "env_steps": final["env_steps"], "compile_seconds": result.compile_seconds,
             "train_seconds": result.train_seconds, "resumed": resume,

@@ -16,7 +16,6 @@ from typing import Any
 
 import chex
 import jax
-import numpy as np
 
 from kl_rl.priors import gp, mlp
 from kl_rl.priors.common import PriorError, check_data, parse_options
@@ -85,6 +84,3 @@ def _jsonable(options: Any) -> dict[str, Any]:
 
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(options).items()}
 
-
-def obs_size(prior: Prior) -> int:
-    return int(np.shape(prior.obs_mean)[0])

@@ -18,20 +18,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from kl_rl.priors import Prior, predict
-from kl_rl.priors.common import gaussian_nll
+from kl_rl.priors.common import gaussian_nll, standardizer
 
+_PREDICT = jax.jit(predict)  # one compiled program per prior kind and batch shape, shared by every call
 PROBE_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 FAR_SCALE = 4.0  # the probe scale reported as "std far"
 
 
 def batched_predict(prior: Prior, observations: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """``predict`` over a large array in fixed-size batches (one compile): [N, o] -> 2 x [N, a]."""
-    fn = jax.jit(predict)
     n = observations.shape[0]
     padded = np.concatenate([observations, np.repeat(observations[-1:], (-n) % batch, axis=0)]).astype(np.float32)
     means, stds = [], []
     for lo in range(0, padded.shape[0], batch):
-        m, s = fn(prior, jnp.asarray(padded[lo:lo + batch]))
+        m, s = _PREDICT(prior, jnp.asarray(padded[lo:lo + batch]))
         means.append(np.asarray(m))
         stds.append(np.asarray(s))
     return np.concatenate(means)[:n], np.concatenate(stds)[:n]
@@ -64,7 +64,7 @@ def distance_probes(key: jax.Array, demo_obs: np.ndarray, num_per_scale: int = 4
     Returns states [P, o] (raw units), their scale [P] and distance to the nearest
     demonstration state [P] (standardised units).
     """
-    mean, scale = demo_obs.mean(axis=0), np.where(demo_obs.std(axis=0) > 1e-6, demo_obs.std(axis=0), 1.0)
+    mean, scale = standardizer(demo_obs)
     z_demo = (demo_obs - mean) / scale
     key_pick, key_offset = jax.random.split(key)
     picks = np.asarray(jax.random.randint(key_pick, (len(scales), num_per_scale), 0, demo_obs.shape[0]))
@@ -86,7 +86,7 @@ def pca_grid(demo_obs: np.ndarray, resolution: int = 60, margin: float = 0.5) ->
     """A grid over the first two principal components of the standardised demonstration states,
     ``margin`` x their range wider on each side; grid states lie in that plane through the mean.
     Returns states [R*R, o], the grid axes [R] x 2 and the demos' projections [N, 2]."""
-    mean, scale = demo_obs.mean(axis=0), np.where(demo_obs.std(axis=0) > 1e-6, demo_obs.std(axis=0), 1.0)
+    mean, scale = standardizer(demo_obs)
     z = (demo_obs - mean) / scale
     _, _, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
     components = vt[:2]  # [2, o]
