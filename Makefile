@@ -9,7 +9,7 @@ STEPS ?= 50000
 SEED ?= 0
 ARGS ?=
 
-.PHONY: install train demos test bench lint clean
+.PHONY: install train demos test bench experiments lint clean
 
 install: $(STAMP)
 
@@ -30,6 +30,16 @@ test: install
 
 bench: install
 	$(PY) benchmarks/throughput.py $(ARGS)
+	$(PY) benchmarks/sweep.py
+	$(PY) benchmarks/priors.py
+
+# The paper's questions (experiments/*.py) into results/; QUICK=1 runs the CI-sized versions.
+EXPERIMENT_FLAGS := $(if $(QUICK),--quick,)
+experiments: install
+	$(PY) experiments/pathology.py $(EXPERIMENT_FLAGS)
+	$(PY) experiments/variance.py $(EXPERIMENT_FLAGS)
+	$(PY) experiments/priors.py $(EXPERIMENT_FLAGS) $(ARGS)
+	$(PY) experiments/single_demo.py $(EXPERIMENT_FLAGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

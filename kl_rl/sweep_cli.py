@@ -77,7 +77,7 @@ class SweepArgs:
     --xla_force_host_platform_device_count already in XLA_FLAGS wins."""
 
 
-def _split_cpu(host_devices: int) -> None:
+def split_cpu_devices(host_devices: int = -1) -> None:
     """Sets the XLA host device count before JAX starts its CPU backend (measured faster than one
     vmapped device on a 2-core CPU: benchmarks/sweep.py)."""
     import os
@@ -96,7 +96,7 @@ def sweep(args: SweepArgs) -> int:
 
         jax.distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
     else:
-        _split_cpu(args.host_devices)  # before anything starts JAX's CPU backend (importing kl_rl.sweep does)
+        split_cpu_devices(args.host_devices)  # before anything starts JAX's CPU backend (importing kl_rl.sweep does)
     from kl_rl.sweep import expand, parse_grid
 
     if args.resume is not None:
@@ -157,7 +157,7 @@ def _resume(args: SweepArgs) -> int:
     from rich.console import Console
 
     from kl_rl import priors
-    from kl_rl.config import HParams
+    from kl_rl.config import HParams, config_from_json
     from kl_rl.driver import ConfigChangedError
     from kl_rl.sweep import run_sweep, runs_from_record
 
@@ -167,11 +167,9 @@ def _resume(args: SweepArgs) -> int:
         raise ConfigChangedError(f"{args.resume} is not a kl-rl sweep folder (no sweep.json); check the --resume path")
     compile_cache.enable(args.compile_cache)
     console = Console() if Console().is_terminal else Console(width=140)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     for folder in folders:
         record = json.loads((folder / "sweep.json").read_text())
-        cfg = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["config"].items()
-                             if k in fields}).validate()
+        cfg = config_from_json(record["config"]).validate()
         runs = runs_from_record(record)
         prior = priors.load(folder / "prior") if cfg.uses_prior else None
         result = run_sweep(cfg, HParams.create(**record["hparams"]), runs, folder, eval_every=record["eval_every"],

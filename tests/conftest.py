@@ -7,6 +7,7 @@ import jax
 import pytest
 
 from kl_rl.config import HParams, TrainConfig
+from kl_rl.envs.pointmass import homing_policy
 from kl_rl.train import Trainer
 
 TINY = TrainConfig(
@@ -45,14 +46,6 @@ def tiny_programs(tiny_trainer: Trainer):
         jax.jit(tiny_trainer.epoch),
         jax.jit(tiny_trainer.evaluate),
     )
-
-
-def homing_policy(obs):
-    """A decent pointmass controller (push toward the origin, damp the velocity): the 'expert'
-    of the tests' demonstrations."""
-    import jax.numpy as jnp
-
-    return jnp.clip(-2.0 * obs[:, :2] - 0.5 * obs[:, 2:], -1.0, 1.0)
 
 
 @pytest.fixture(scope="session")

@@ -46,3 +46,9 @@ class PointMass(Env):
     @property
     def backend(self) -> str:
         return "none"
+
+
+def homing_policy(obs: jax.Array) -> jax.Array:
+    """A decent scripted controller (push toward the origin, damp the velocity): the "expert" of
+    the tests' and the quick experiments' demonstrations. obs [N, 4] -> action [N, 2]."""
+    return jnp.clip(-2.0 * obs[:, :2] - 0.5 * obs[:, 2:], -1.0, 1.0)

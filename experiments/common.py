@@ -1,0 +1,226 @@
+"""Shared plumbing of the experiment scripts: arguments, the quick (CI-sized) configuration,
+training a list of algorithms through the sweep runner, aggregating over seeds, and writing
+``results/<experiment>/``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVS = ("halfcheetah", "hopper", "walker2d", "ant")
+
+# --quick: the pointmass toy with demonstrations of a scripted controller, tiny networks and a
+# few hundred steps; small enough for CI, and exercising every code path of the full runs.
+QUICK_CONFIG = dict(env="pointmass", num_envs=4, episode_length=20, total_steps=512, env_steps_per_epoch=64,
+                    learning_starts=64, batch_size=32, hidden_sizes=(32, 32), eval_episodes=3,
+                    pretrain_epochs=10, pretrain_batch_size=16)
+QUICK_PRIOR_OPTIONS = dict(num_inducing=24, gp_steps=20, fit_points=0, mlp_steps=300, num_members=2, num_passes=4)
+
+
+def experiment_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a CI-sized version (pointmass toy, few steps)")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default results/{name}, "
+                        f"or results/{name}/quick with --quick)")
+    parser.add_argument("--seed", type=int, default=0, help="base seed")
+    parser.set_defaults(experiment=name)
+    return parser
+
+
+def resolve_out(args: argparse.Namespace) -> Path:
+    """The output folder: --out, else results/<experiment>[/quick]; created."""
+    if args.out is None:
+        args.out = ROOT / "results" / args.experiment / ("quick" if args.quick else "")
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args.out
+
+
+def machine() -> str:
+    import os
+
+    import jax
+
+    devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+            f"jax {jax.__version__} on {jax.default_backend()} ({devices})")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def finish(args: argparse.Namespace, name: str, text: str, payload: dict[str, Any],
+           started: float | None = None) -> None:
+    """Writes ``table.md`` (the command, the machine, the wall time, then ``text``) and
+    ``<name>.json``, each via a temporary file so a kill leaves the old or the new file."""
+    out = resolve_out(args)
+    command = "python " + shlex.join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
+                                      and ROOT in Path(sys.argv[0]).parents else sys.argv[0], *sys.argv[1:]])
+    wall = f"; wall time {time.perf_counter() - started:.0f} s" if started is not None else ""
+    header = f"Command: `{command}`{' (quick mode)' if args.quick else ''}\n\nMachine: {machine()}{wall}\n\n"
+    for path, content in ((out / "table.md", header + text),
+                          (out / f"{name}.json", json.dumps({"command": command, "quick": args.quick, **payload},
+                                                            indent=2, default=float))):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(content)
+        tmp.replace(path)
+    print(header + text)
+
+
+def split_cpu() -> None:
+    """One XLA host device per core, set before JAX starts its CPU backend, so the seeds of a
+    sweep are sharded over the cores (measured faster than one vmapped device: benchmarks/sweep.py)."""
+    from kl_rl.sweep_cli import split_cpu_devices
+
+    split_cpu_devices(-1)
+
+
+def quick_demos(out: Path, seed: int = 0) -> Path:
+    """Noisy demonstrations of the scripted pointmass controller (the quick mode's expert)."""
+    import jax
+
+    from kl_rl import demos as demos_lib
+    from kl_rl.envs import make_env
+    from kl_rl.envs.pointmass import homing_policy
+
+    path = out / "pointmass_demos.npz"
+    if not path.exists():
+        env = make_env("pointmass", 6, QUICK_CONFIG["episode_length"])
+        data = demos_lib.collect(env, homing_policy, jax.random.key(seed + 11), noise_std=0.1,
+                                 metadata={"env": "pointmass", "expert": "scripted homing controller"})
+        demos_lib.save(data, path)
+    return path
+
+
+def base_config(args: argparse.Namespace, env: str, total_steps: int, **overrides: Any):
+    """The TrainConfig of every run of an experiment (quick: the pointmass toy)."""
+    from kl_rl.config import TrainConfig
+
+    if args.quick:
+        return TrainConfig(**QUICK_CONFIG)
+    return TrainConfig(env=env, total_steps=total_steps, learning_starts=min(5_000, total_steps // 2), **overrides)
+
+
+def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: int, folder: str,
+                 demos: Path | None = None, num_demos: int | None = None, eval_every: int = 5_000,
+                 alpha: float | None = None) -> dict[str, list[list[dict[str, Any]]]]:
+    """Trains every ``algo[:prior]`` label for ``seeds`` seeds as one sweep program per label
+    (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``. A label whose
+    folder already holds a finished sweep of the same settings is read back instead of rerun,
+    so an interrupted experiment resumes label by label. Returns label -> per-seed metric rows."""
+    from kl_rl.fit_prior import PriorOptionArgs
+    from kl_rl.sweep_cli import SweepArgs, sweep
+
+    out = resolve_out(args)
+    options = PriorOptionArgs(**QUICK_PRIOR_OPTIONS) if args.quick else PriorOptionArgs()
+    if args.quick:
+        demos = quick_demos(out)
+        eval_every = cfg.env_steps_per_epoch * 2
+    results = {}
+    for label in labels:
+        algo, _, prior = label.partition(":")
+        label_cfg = dataclasses.replace(cfg, algo=algo, prior=prior or "gp")
+        name = f"{folder}/{label.replace(':', '-')}"
+        sweep_dir = out / "runs" / name
+        expected = dataclasses.asdict(label_cfg.validate())
+        done = sweep_dir / "summary.csv"
+        if not (done.exists() and _same_sweep(sweep_dir, expected, seeds, eval_every)):
+            sweep(SweepArgs(config=label_cfg, seeds=seeds, demos=demos, num_demos=num_demos, alpha=alpha,
+                            prior_options=options, eval_every=eval_every, sweep_name=name, runs_dir=out / "runs",
+                            overwrite=True, progress=False, checkpoint_every=0 if args.quick else 10))
+        results[label] = [_read_rows(sweep_dir / f"base-s{s}" / "metrics.jsonl") for s in range(seeds)]
+    return results
+
+
+def _same_sweep(sweep_dir: Path, config: dict[str, Any], seeds: int, eval_every: int) -> bool:
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    stored = json.loads(json.dumps(config))
+    return record["config"] == stored and len(record["runs"]) == seeds and record["eval_every"] == eval_every
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def seed_table(results: dict[str, list[list[dict[str, Any]]]]) -> tuple[list[list[str]], dict[str, Any]]:
+    """Per label: final and area-under-curve eval return over seeds (mean [95% bootstrap CI], IQM)
+    and the worst diagnostics (max KL, max critic gradient norm, min prior std)."""
+    from kl_rl.sweep_summary import aggregate, area_under_curve, eval_curve
+
+    rows, summary = [], {}
+    for label, runs in results.items():
+        curves = [eval_curve(r) for r in runs]
+        final = aggregate([c[1][-1] for c in curves])
+        auc = aggregate([area_under_curve(*c) for c in curves])
+        worst = {name: _extreme(runs, name) for name in ("kl_max", "critic_grad_norm", "prior_std_min")}
+        summary[label] = {"final": final, "auc": auc, **worst}
+        rows.append([label, final["n"], _ci(final), f"{final['iqm']:.1f}", _ci(auc), f"{auc['iqm']:.1f}",
+                     *(f"{worst[n]:.3g}" if np.isfinite(worst[n]) else "-" for n in worst)])
+    return rows, summary
+
+
+SEED_HEADER = ["algo", "seeds", "final: mean [95% CI]", "final IQM", "AUC: mean [95% CI]", "AUC IQM",
+               "max KL", "max critic ‖∇‖", "min prior std"]
+
+
+def _ci(stats: dict[str, float]) -> str:
+    return f"{stats['mean']:.1f} [{stats['ci_low']:.1f}, {stats['ci_high']:.1f}]"
+
+
+def _extreme(runs: list[list[dict[str, Any]]], name: str) -> float:
+    values = [r[name] for rows in runs for r in rows if r.get(name) is not None]
+    if not values:
+        return float("nan")
+    return float(min(values) if name.endswith("_min") else max(values))
+
+
+def curves_and_diagnostics(results: dict[str, list[list[dict[str, Any]]]], path: Path, title: str,
+                           demo_return: float | None = None) -> Path:
+    """Left: eval return per label (mean over seeds, 95% bootstrap band). Then KL mean, critic
+    gradient norm and prior std min over training (mean over seeds, log scale)."""
+    from kl_rl.plots import _save, plt
+    from kl_rl.sweep_summary import aggregate, eval_curve
+
+    panels = ("eval_return", "kl_mean", "critic_grad_norm", "prior_std_min")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=110)
+    for color, (label, runs) in enumerate(results.items()):
+        curves = [eval_curve(r) for r in runs]
+        steps = curves[0][0]
+        returns = np.stack([c[1] for c in curves if len(c[1]) == len(steps)])
+        bands = [aggregate(returns[:, k]) for k in range(returns.shape[1])]
+        axes[0].plot(steps, returns.mean(0), "o-", ms=2.5, color=f"C{color}", label=f"{label} ({len(runs)})")
+        axes[0].fill_between(steps, [b["ci_low"] for b in bands], [b["ci_high"] for b in bands],
+                             color=f"C{color}", alpha=0.15, lw=0)
+        for ax, name in zip(axes[1:], panels[1:], strict=True):
+            series = [[(r["env_steps"], r[name]) for r in rows if r.get(name) is not None] for rows in runs]
+            if not series[0]:
+                continue
+            n = min(len(s) for s in series)
+            x = np.array([p[0] for p in series[0][:n]])
+            y = np.array([[p[1] for p in s[:n]] for s in series]).mean(0)
+            ax.plot(x, np.abs(y) if name == "kl_mean" else y, color=f"C{color}", lw=1)
+    if demo_return is not None:
+        axes[0].axhline(demo_return, color="0.4", ls="--", lw=1, label="demonstrations")
+    axes[0].set(ylabel="deterministic eval return", title=title)
+    axes[0].legend(fontsize=7)
+    for ax, name in zip(axes[1:], ("|KL| estimate (mean)", "critic gradient norm", "prior std (min)"), strict=True):
+        ax.set_yscale("log")
+        ax.set_title(name)
+    for ax in axes:
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

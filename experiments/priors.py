@@ -1,0 +1,64 @@
+"""Could better uncertainty quantification fix the pathology?
+
+KL-regularized SAC toward each behavioral prior (gp = N-PPAC, mlp, ensemble, dropout, floor),
+against plain sac and bc-sac, on each env, several seeds, the same env-step budget; every
+algorithm is one sweep program (seeds vmapped) through ``kl_rl.sweep``. Writes per env
+``<env>.png`` (eval return with 95% bands, and the KL / critic-gradient / prior-std diagnostics
+over training) and ``table.md`` (final and area-under-curve return: mean [95% CI], IQM; the
+worst diagnostics).
+
+    python experiments/priors.py [--quick] [--envs ...] [--seeds 3] [--total-steps 100000]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    ENVS,
+    SEED_HEADER,
+    base_config,
+    curves_and_diagnostics,
+    experiment_parser,
+    finish,
+    markdown_table,
+    resolve_out,
+    seed_table,
+    split_cpu,
+    train_labels,
+)
+
+LABELS = ("nppac", "kl:mlp", "kl:ensemble", "kl:dropout", "kl:floor", "bc-sac", "sac")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = experiment_parser(__doc__, "priors")
+    parser.add_argument("--envs", nargs="+", default=list(ENVS))
+    parser.add_argument("--labels", nargs="+", default=list(LABELS), help="algo[:prior] labels")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--total-steps", type=int, default=100_000)
+    parser.add_argument("--eval-every", type=int, default=5_000)
+    args = parser.parse_args(argv)
+    split_cpu()
+    started = time.perf_counter()
+    out = resolve_out(args)
+    envs = ["pointmass"] if args.quick else args.envs
+    seeds = 2 if args.quick else args.seeds
+    sections, payload = [], {}
+    for env in envs:
+        cfg = base_config(args, env, args.total_steps)
+        results = train_labels(args, cfg, args.labels, seeds, env, eval_every=args.eval_every)
+        rows, summary = seed_table(results)
+        curves_and_diagnostics(results, out / f"{env}.png", f"{env}: {seeds} seeds, {cfg.total_steps:,} steps")
+        payload[env] = summary
+        sections.append(f"## {env}\n\n{seeds} seeds, {cfg.total_steps:,} env steps each; figure `{env}.png`.\n\n"
+                        + markdown_table(SEED_HEADER, rows) + "\n")
+    finish(args, "priors", "\n".join(sections), {"envs": payload, "seeds": seeds}, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
