@@ -42,6 +42,7 @@ def resolve_out(args: argparse.Namespace) -> Path:
     """The output folder: --out, else results/<experiment>[/quick]; created."""
     if args.out is None:
         args.out = ROOT / "results" / args.experiment / ("quick" if args.quick else "")
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     return args.out
 

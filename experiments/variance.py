@@ -13,6 +13,7 @@ against MLP). Writes ``results/variance/<env>/`` (fit-prior's files), ``std_vs_d
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     out = resolve_out(args)
+    os.chdir(ROOT)  # shipped demonstrations are recorded by their path in the repository, not this machine's
     sources = {"pointmass": quick_demos(out)} if args.quick else {
-        env: ROOT / "data" / "demos" / f"{env}.npz" for env in args.envs}
+        env: Path("data") / "demos" / f"{env}.npz" for env in args.envs}
     for env, path in sources.items():
         if not path.exists():
             raise SystemExit(f"variance: error: no demonstrations at {path}; make them with `make demos ENV={env}`")
