@@ -189,18 +189,17 @@ class SAC:
 
     def pretrain_step(
         self, agent: AgentState, hparams: HParams, obs: jax.Array, actions: jax.Array, key: jax.Array,
-        prior: Any = None,
+        prior_moments: tuple[jax.Array, jax.Array] | None = None,
     ) -> tuple[AgentState, jax.Array]:
         """One actor step on demonstration states obs [B, o] (and actions [B, a]): minimize
-        KL(pi || pi0) when the algo has a prior, else the behavioral-cloning NLL. Returns the
-        new state and the loss before the step."""
-
-        if self.uses_prior:  # pi0 at the demo states does not depend on the actor
-            mean0, std0 = priors.predict(prior, obs)
+        KL(pi || pi0) when the algo has a prior, with pi0's (mean, std) at obs given as
+        ``prior_moments`` 2 x [B, a], else the behavioral-cloning NLL. Returns the new state and
+        the loss before the step."""
 
         def objective(actor_params):
             mean, log_std = self.actor.apply(actor_params, obs)
             if self.uses_prior:
+                mean0, std0 = prior_moments
                 action, log_prob = sample_tanh_gaussian(key, mean, log_std)
                 return losses.pretrain_kl_loss(log_prob, losses.prior_log_prob(action, mean0, self.prior_scale(std0)))
             return losses.behavior_cloning_loss(tanh_gaussian_log_prob(actions, mean, log_std))

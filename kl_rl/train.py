@@ -97,6 +97,12 @@ class Trainer:
         batch = min(cfg.pretrain_batch_size, n)
         num_batches = n // batch
         key, key_epochs = jax.random.split(state.key)
+        moments = None
+        if self.sac.uses_prior:  # pi0 is fixed: its moments at every demo state, once, not per minibatch
+            chunk = min(1024, n)
+            padded = jnp.concatenate([demo_obs, jnp.repeat(demo_obs[-1:], (-n) % chunk, axis=0)])
+            chunks = jax.lax.map(lambda o: priors.predict(state.prior, o), padded.reshape(-1, chunk, padded.shape[1]))
+            moments = jax.tree.map(lambda x: x.reshape(-1, x.shape[-1])[:n], chunks)  # 2 x [N, a]
 
         def epoch(agent, key_epoch):
             key_perm, key_steps = jax.random.split(key_epoch)
@@ -104,7 +110,8 @@ class Trainer:
 
             def step(agent, xs):
                 idx, k = xs
-                return self.sac.pretrain_step(agent, hparams, demo_obs[idx], demo_actions[idx], k, state.prior)
+                batch_moments = None if moments is None else jax.tree.map(lambda x: x[idx], moments)
+                return self.sac.pretrain_step(agent, hparams, demo_obs[idx], demo_actions[idx], k, batch_moments)
 
             agent, step_losses = jax.lax.scan(step, agent, (order, jax.random.split(key_steps, num_batches)))
             return agent, jnp.mean(step_losses)
