@@ -50,13 +50,10 @@ def _from_storable(stored: Any, template: Any) -> Any:
 
 
 def manager(run_dir: Path, keep: int = 3) -> ocp.CheckpointManager:
-    """The run's orbax manager (synchronous saves, the newest ``keep`` kept). Temporary folders
-    of a save that a kill interrupted are incomplete by definition and are removed first."""
-    import shutil
-
-    for stale in (Path(run_dir) / "checkpoints").glob("*.orbax-checkpoint-tmp*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
+    """The run's orbax manager: synchronous saves, the newest ``keep`` kept, and the temporary
+    folder of a save that a kill interrupted removed on creation (it is incomplete by definition)."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
+                                           cleanup_tmp_directories=True)
     return ocp.CheckpointManager(Path(run_dir).absolute() / "checkpoints", options=options,
                                  item_names=("state", "loop"))
 

@@ -40,3 +40,16 @@ def test_round_trip_keys_and_zero_size_arrays(tmp_path):
 def test_restore_without_checkpoint_is_a_one_line_error(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="has no checkpoint to resume from"):
         checkpoint.restore(tmp_path, Toy(jax.random.key(0), jnp.zeros(0), {}, jnp.int32(0)))
+
+
+def test_folder_of_an_interrupted_save_is_removed(tmp_path):
+    """A kill during a save leaves orbax's temporary folder behind; the next manager drops it and
+    keeps the finished checkpoints."""
+    mgr = checkpoint.manager(tmp_path)
+    checkpoint.save(mgr, 0, {"x": jnp.ones(3)}, {"epoch": 0})
+    mgr.close()
+    stale = tmp_path / "checkpoints" / "1.orbax-checkpoint-tmp-123"
+    (stale / "state").mkdir(parents=True)
+    checkpoint.manager(tmp_path).close()
+    assert not stale.exists()
+    assert checkpoint.latest_epoch(tmp_path) == 0
