@@ -51,7 +51,8 @@ def _from_storable(stored: Any, template: Any) -> Any:
 
 def manager(run_dir: Path, keep: int = 3) -> ocp.CheckpointManager:
     """The run's orbax manager: synchronous saves, the newest ``keep`` kept, and the temporary
-    folder of a save that a kill interrupted removed on creation (it is incomplete by definition)."""
+    folder of a save that a kill interrupted removed (it is incomplete by definition; orbax does
+    that in the background from creation and waits for it before the first save)."""
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
                                            cleanup_tmp_directories=True)
     return ocp.CheckpointManager(Path(run_dir).absolute() / "checkpoints", options=options,

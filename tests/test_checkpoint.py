@@ -43,13 +43,15 @@ def test_restore_without_checkpoint_is_a_one_line_error(tmp_path):
 
 
 def test_folder_of_an_interrupted_save_is_removed(tmp_path):
-    """A kill during a save leaves orbax's temporary folder behind; the next manager drops it and
-    keeps the finished checkpoints."""
+    """A kill during a save leaves orbax's temporary folder behind; the next manager drops it (in
+    the background, finished before its first save) and keeps the finished checkpoints."""
     mgr = checkpoint.manager(tmp_path)
     checkpoint.save(mgr, 0, {"x": jnp.ones(3)}, {"epoch": 0})
     mgr.close()
     stale = tmp_path / "checkpoints" / "1.orbax-checkpoint-tmp-123"
     (stale / "state").mkdir(parents=True)
-    checkpoint.manager(tmp_path).close()
+    resumed = checkpoint.manager(tmp_path)
+    checkpoint.save(resumed, 2, {"x": jnp.ones(3)}, {"epoch": 2})
+    resumed.close()
     assert not stale.exists()
-    assert checkpoint.latest_epoch(tmp_path) == 0
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["0", "2"]
