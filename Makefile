@@ -38,7 +38,7 @@ EXPERIMENT_FLAGS := $(if $(QUICK),--quick,)
 experiments: install
 	$(PY) experiments/pathology.py $(EXPERIMENT_FLAGS)
 	$(PY) experiments/variance.py $(EXPERIMENT_FLAGS)
-	$(PY) experiments/priors.py $(EXPERIMENT_FLAGS) $(ARGS)
+	$(PY) experiments/priors.py $(EXPERIMENT_FLAGS)
 	$(PY) experiments/single_demo.py $(EXPERIMENT_FLAGS)
 
 lint: install

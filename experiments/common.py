@@ -38,6 +38,20 @@ def experiment_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_budget_args(parser: argparse.ArgumentParser, seeds: int = 3, total_steps: int = 100_000) -> None:
+    """The training budget of the RL experiments (ignored by --quick, which has its own)."""
+    parser.add_argument("--seeds", type=int, default=seeds)
+    parser.add_argument("--total-steps", type=int, default=total_steps)
+    parser.add_argument("--eval-every", type=int, default=5_000)
+
+
+def prior_options(args: argparse.Namespace):
+    """The prior options of every fit: defaults, or tiny ones with --quick."""
+    from kl_rl.fit_prior import PriorOptionArgs
+
+    return PriorOptionArgs(**QUICK_PRIOR_OPTIONS) if args.quick else PriorOptionArgs()
+
+
 def resolve_out(args: argparse.Namespace) -> Path:
     """The output folder: --out, else results/<experiment>[/quick]; created."""
     if args.out is None:
@@ -67,17 +81,16 @@ def finish(args: argparse.Namespace, name: str, text: str, payload: dict[str, An
            started: float | None = None) -> None:
     """Writes ``table.md`` (the command, the machine, the wall time, then ``text``) and
     ``<name>.json``, each via a temporary file so a kill leaves the old or the new file."""
+    from kl_rl.driver import write_json_atomic
+
     out = resolve_out(args)
     command = "python " + shlex.join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
                                       and ROOT in Path(sys.argv[0]).parents else sys.argv[0], *sys.argv[1:]])
     wall = f"; wall time {time.perf_counter() - started:.0f} s" if started is not None else ""
     header = f"Command: `{command}`{' (quick mode)' if args.quick else ''}\n\nMachine: {machine()}{wall}\n\n"
-    for path, content in ((out / "table.md", header + text),
-                          (out / f"{name}.json", json.dumps({"command": command, "quick": args.quick, **payload},
-                                                            indent=2, default=float))):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(content)
-        tmp.replace(path)
+    (out / "table.md.tmp").write_text(header + text)
+    (out / "table.md.tmp").replace(out / "table.md")  # renamed when complete: a kill leaves the old or new file
+    write_json_atomic(out / f"{name}.json", {"command": command, "quick": args.quick, **payload})
     print(header + text)
 
 
@@ -106,27 +119,25 @@ def quick_demos(out: Path, seed: int = 0) -> Path:
     return path
 
 
-def base_config(args: argparse.Namespace, env: str, total_steps: int, **overrides: Any):
+def base_config(args: argparse.Namespace, env: str, total_steps: int):
     """The TrainConfig of every run of an experiment (quick: the pointmass toy)."""
     from kl_rl.config import TrainConfig
 
     if args.quick:
         return TrainConfig(**QUICK_CONFIG)
-    return TrainConfig(env=env, total_steps=total_steps, learning_starts=min(5_000, total_steps // 2), **overrides)
+    return TrainConfig(env=env, total_steps=total_steps, learning_starts=min(5_000, total_steps // 2))
 
 
 def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: int, folder: str,
-                 demos: Path | None = None, num_demos: int | None = None, eval_every: int = 5_000,
-                 alpha: float | None = None) -> dict[str, list[list[dict[str, Any]]]]:
+                 demos: Path | None = None, num_demos: int | None = None,
+                 eval_every: int = 5_000) -> dict[str, list[list[dict[str, Any]]]]:
     """Trains every ``algo[:prior]`` label for ``seeds`` seeds as one sweep program per label
     (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``. A label whose
     folder already holds a finished sweep of the same settings is read back instead of rerun,
     so an interrupted experiment resumes label by label. Returns label -> per-seed metric rows."""
-    from kl_rl.fit_prior import PriorOptionArgs
     from kl_rl.sweep_cli import SweepArgs, sweep
 
     out = resolve_out(args)
-    options = PriorOptionArgs(**QUICK_PRIOR_OPTIONS) if args.quick else PriorOptionArgs()
     if args.quick:
         demos = quick_demos(out)
         eval_every = cfg.env_steps_per_epoch * 2
@@ -139,9 +150,10 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         expected = dataclasses.asdict(label_cfg.validate())
         done = sweep_dir / "summary.csv"
         if not (done.exists() and _same_sweep(sweep_dir, expected, seeds, eval_every)):
-            sweep(SweepArgs(config=label_cfg, seeds=seeds, demos=demos, num_demos=num_demos, alpha=alpha,
-                            prior_options=options, eval_every=eval_every, sweep_name=name, runs_dir=out / "runs",
-                            overwrite=True, progress=False, checkpoint_every=0 if args.quick else 10))
+            sweep(SweepArgs(config=label_cfg, seeds=seeds, demos=demos, num_demos=num_demos,
+                            prior_options=prior_options(args), eval_every=eval_every, sweep_name=name,
+                            runs_dir=out / "runs", overwrite=True, progress=False,
+                            checkpoint_every=0 if args.quick else 10))
         results[label] = [_read_rows(sweep_dir / f"base-s{s}" / "metrics.jsonl") for s in range(seeds)]
     return results
 
@@ -157,28 +169,25 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def seed_table(results: dict[str, list[list[dict[str, Any]]]]) -> tuple[list[list[str]], dict[str, Any]]:
-    """Per label: final and area-under-curve eval return over seeds (mean [95% bootstrap CI], IQM)
-    and the worst diagnostics (max KL, max critic gradient norm, min prior std)."""
-    from kl_rl.sweep_summary import aggregate, area_under_curve, eval_curve
+    """Per label: final and area-under-curve eval return over seeds (mean [95% bootstrap CI], IQM;
+    ``kl_rl.sweep_summary.summarize``) and the worst diagnostics (max KL, max critic gradient
+    norm, min prior std)."""
+    from kl_rl.sweep import expand
+    from kl_rl.sweep_summary import format_ci, summarize
 
     rows, summary = [], {}
     for label, runs in results.items():
-        curves = [eval_curve(r) for r in runs]
-        final = aggregate([c[1][-1] for c in curves])
-        auc = aggregate([area_under_curve(*c) for c in curves])
+        (record,) = summarize(expand(range(len(runs)), {}), runs)  # one grid point: every seed of the label
+        final, auc = record["final"], record["auc"]
         worst = {name: _extreme(runs, name) for name in ("kl_max", "critic_grad_norm", "prior_std_min")}
         summary[label] = {"final": final, "auc": auc, **worst}
-        rows.append([label, final["n"], _ci(final), f"{final['iqm']:.1f}", _ci(auc), f"{auc['iqm']:.1f}",
+        rows.append([label, final["n"], format_ci(final), f"{final['iqm']:.1f}", format_ci(auc), f"{auc['iqm']:.1f}",
                      *(f"{worst[n]:.3g}" if np.isfinite(worst[n]) else "-" for n in worst)])
     return rows, summary
 
 
 SEED_HEADER = ["algo", "seeds", "final: mean [95% CI]", "final IQM", "AUC: mean [95% CI]", "AUC IQM",
                "max KL", "max critic ‖∇‖", "min prior std"]
-
-
-def _ci(stats: dict[str, float]) -> str:
-    return f"{stats['mean']:.1f} [{stats['ci_low']:.1f}, {stats['ci_high']:.1f}]"
 
 
 def _extreme(runs: list[list[dict[str, Any]]], name: str) -> float:
@@ -188,24 +197,18 @@ def _extreme(runs: list[list[dict[str, Any]]], name: str) -> float:
     return float(min(values) if name.endswith("_min") else max(values))
 
 
-def curves_and_diagnostics(results: dict[str, list[list[dict[str, Any]]]], path: Path, title: str,
-                           demo_return: float | None = None) -> Path:
+def curves_and_diagnostics(results: dict[str, list[list[dict[str, Any]]]], path: Path, title: str) -> Path:
     """Left: eval return per label (mean over seeds, 95% bootstrap band). Then KL mean, critic
     gradient norm and prior std min over training (mean over seeds, log scale)."""
     from kl_rl.plots import _save, plt
-    from kl_rl.sweep_summary import aggregate, eval_curve
+    from kl_rl.sweep_summary import plot_curve_bands
 
-    panels = ("eval_return", "kl_mean", "critic_grad_norm", "prior_std_min")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), dpi=110)
-    for color, (label, runs) in enumerate(results.items()):
-        curves = [eval_curve(r) for r in runs]
-        steps = curves[0][0]
-        returns = np.stack([c[1] for c in curves if len(c[1]) == len(steps)])
-        bands = [aggregate(returns[:, k]) for k in range(returns.shape[1])]
-        axes[0].plot(steps, returns.mean(0), "o-", ms=2.5, color=f"C{color}", label=f"{label} ({len(runs)})")
-        axes[0].fill_between(steps, [b["ci_low"] for b in bands], [b["ci_high"] for b in bands],
-                             color=f"C{color}", alpha=0.15, lw=0)
-        for ax, name in zip(axes[1:], panels[1:], strict=True):
+    panels = {"kl_mean": "|KL| estimate (mean)", "critic_grad_norm": "critic gradient norm",
+              "prior_std_min": "prior std (min)"}
+    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(4.2 * (1 + len(panels)), 3.6), dpi=110)
+    plot_curve_bands(axes[0], results)
+    for color, runs in enumerate(results.values()):
+        for ax, name in zip(axes[1:], panels, strict=True):
             series = [[(r["env_steps"], r[name]) for r in rows if r.get(name) is not None] for rows in runs]
             if not series[0]:
                 continue
@@ -213,11 +216,9 @@ def curves_and_diagnostics(results: dict[str, list[list[dict[str, Any]]]], path:
             x = np.array([p[0] for p in series[0][:n]])
             y = np.array([[p[1] for p in s[:n]] for s in series]).mean(0)
             ax.plot(x, np.abs(y) if name == "kl_mean" else y, color=f"C{color}", lw=1)
-    if demo_return is not None:
-        axes[0].axhline(demo_return, color="0.4", ls="--", lw=1, label="demonstrations")
     axes[0].set(ylabel="deterministic eval return", title=title)
     axes[0].legend(fontsize=7)
-    for ax, name in zip(axes[1:], ("|KL| estimate (mean)", "critic gradient norm", "prior std (min)"), strict=True):
+    for ax, name in zip(axes[1:], panels.values(), strict=True):
         ax.set_yscale("log")
         ax.set_title(name)
     for ax in axes:

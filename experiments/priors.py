@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     ENVS,
     SEED_HEADER,
+    add_budget_args,
     base_config,
     curves_and_diagnostics,
     experiment_parser,
@@ -38,9 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = experiment_parser(__doc__, "priors")
     parser.add_argument("--envs", nargs="+", default=list(ENVS))
     parser.add_argument("--labels", nargs="+", default=list(LABELS), help="algo[:prior] labels")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--total-steps", type=int, default=100_000)
-    parser.add_argument("--eval-every", type=int, default=5_000)
+    add_budget_args(parser)
     args = parser.parse_args(argv)
     split_cpu()
     started = time.perf_counter()

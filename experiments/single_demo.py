@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     SEED_HEADER,
+    add_budget_args,
     base_config,
     curves_and_diagnostics,
     experiment_parser,
@@ -33,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", default="halfcheetah")
     parser.add_argument("--labels", nargs="+", default=["nppac", "kl:mlp"])
     parser.add_argument("--demo-counts", type=int, nargs="+", default=[1, 15])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--total-steps", type=int, default=100_000)
-    parser.add_argument("--eval-every", type=int, default=5_000)
+    add_budget_args(parser)
     args = parser.parse_args(argv)
     split_cpu()
     started = time.perf_counter()

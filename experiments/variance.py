@@ -21,16 +21,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     ENVS,
-    QUICK_PRIOR_OPTIONS,
     ROOT,
     experiment_parser,
     finish,
     markdown_table,
+    prior_options,
     quick_demos,
     resolve_out,
 )
 
-from kl_rl.fit_prior import ALL_KINDS, FitPriorArgs, PriorOptionArgs, fit_prior  # noqa: E402
+from kl_rl.fit_prior import ALL_KINDS, FitPriorArgs, fit_prior  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,12 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     for env, path in sources.items():
         if not path.exists():
             raise SystemExit(f"variance: error: no demonstrations at {path}; make them with `make demos ENV={env}`")
-    options = PriorOptionArgs(**QUICK_PRIOR_OPTIONS) if args.quick else PriorOptionArgs()
     records = {}
     for env, path in sources.items():
         env_out = out / env
         if args.overwrite or not (env_out / "diagnostics.json").exists():
-            fit_prior(FitPriorArgs(demos=path, prior="gp", out=env_out, options=options, compare=ALL_KINDS,
+            fit_prior(FitPriorArgs(demos=path, prior="gp", out=env_out, options=prior_options(args), compare=ALL_KINDS,
                                    holdout_episodes=1 if args.quick else 3, rollout_episodes=0 if args.quick else 5,
                                    seed=args.seed, overwrite=True))
         records[env] = json.loads((env_out / "diagnostics.json").read_text())

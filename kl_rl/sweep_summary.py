@@ -57,6 +57,11 @@ def summarize(runs: Sequence[SweepRun], rows: Sequence[Sequence[dict[str, Any]]]
     return table
 
 
+def format_ci(stats: dict[str, float]) -> str:
+    """``mean [ci_low, ci_high]`` of an ``aggregate`` record, one decimal."""
+    return f"{stats['mean']:.1f} [{stats['ci_low']:.1f}, {stats['ci_high']:.1f}]"
+
+
 def write_summary(sweep_dir: Path, table: list[dict[str, Any]]) -> tuple[Path, Path]:
     """``summary.csv`` and ``summary.md`` in ``sweep_dir``."""
     sweep_dir = Path(sweep_dir)
@@ -73,14 +78,26 @@ def write_summary(sweep_dir: Path, table: list[dict[str, Any]]) -> tuple[Path, P
              "|---|---|---|---|---|---|"]
     for rec in table:
         f, a = rec["final"], rec["auc"]
-        lines.append(f"| {rec['config']} | {len(rec['seeds'])} "
-                     f"| {f['mean']:.1f} [{f['ci_low']:.1f}, {f['ci_high']:.1f}] | {f['iqm']:.1f} "
-                     f"| {a['mean']:.1f} [{a['ci_low']:.1f}, {a['ci_high']:.1f}] | {a['iqm']:.1f} |")
+        lines.append(f"| {rec['config']} | {len(rec['seeds'])} | {format_ci(f)} | {f['iqm']:.1f} "
+                     f"| {format_ci(a)} | {a['iqm']:.1f} |")
     tmp_md = sweep_dir / "summary.tmp.md"
     tmp_md.write_text("\n".join(lines) + "\n")
     tmp_csv.replace(sweep_dir / "summary.csv")  # renamed when complete: a kill leaves old or new files
     tmp_md.replace(sweep_dir / "summary.md")
     return sweep_dir / "summary.csv", sweep_dir / "summary.md"
+
+
+def plot_curve_bands(ax: Any, groups: dict[str, Sequence[Sequence[dict[str, Any]]]]) -> None:
+    """On ``ax``: per group (name -> one metric-row list per seed), the mean eval return with a
+    95% bootstrap band over seeds at each evaluated step."""
+    for color, (name, members) in enumerate(groups.items()):
+        curves = [eval_curve(rows) for rows in members]
+        steps = curves[0][0]
+        returns = np.stack([c[1] for c in curves])  # [seeds, K]
+        bands = [aggregate(returns[:, k]) for k in range(returns.shape[1])]
+        ax.plot(steps, returns.mean(0), "o-", ms=3, color=f"C{color}", label=f"{name} ({len(members)} seeds)")
+        ax.fill_between(steps, [b["ci_low"] for b in bands], [b["ci_high"] for b in bands], color=f"C{color}",
+                        alpha=0.2, lw=0)
 
 
 def curves_figure(runs: Sequence[SweepRun], rows: Sequence[Sequence[dict[str, Any]]], path: Path,
@@ -89,17 +106,10 @@ def curves_figure(runs: Sequence[SweepRun], rows: Sequence[Sequence[dict[str, An
     from kl_rl.plots import _save, plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    groups: dict[str, list[int]] = {}
-    for i, run in enumerate(runs):
-        groups.setdefault(run.config_name, []).append(i)
-    for color, (name, members) in enumerate(groups.items()):
-        curves = [eval_curve(rows[i]) for i in members]
-        steps = curves[0][0]
-        returns = np.stack([c[1] for c in curves])  # [seeds, K]
-        bands = [aggregate(returns[:, k]) for k in range(returns.shape[1])]
-        ax.plot(steps, returns.mean(0), "o-", ms=3, color=f"C{color}", label=f"{name} ({len(members)} seeds)")
-        ax.fill_between(steps, [b["ci_low"] for b in bands], [b["ci_high"] for b in bands], color=f"C{color}",
-                        alpha=0.2, lw=0)
+    groups: dict[str, list[Sequence[dict[str, Any]]]] = {}
+    for run, run_rows in zip(runs, rows, strict=True):
+        groups.setdefault(run.config_name, []).append(run_rows)
+    plot_curve_bands(ax, groups)
     ax.set(xlabel="environment steps", ylabel="deterministic eval return", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

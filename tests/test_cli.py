@@ -244,6 +244,7 @@ def test_debug_flag_shows_the_traceback(workdir):
 @pytest.fixture(scope="module")
 def bad_files(workdir, pointmass_demos_file) -> dict[str, Path]:
     """A truncated and a corrupt demonstrations file, and a prior fitted on other dims."""
+    import jax
     import numpy as np
 
     from kl_rl import priors
@@ -255,17 +256,11 @@ def bad_files(workdir, pointmass_demos_file) -> dict[str, Path]:
         files[name].write_bytes(content)
         files[name].with_suffix(".json").write_text(pointmass_demos_file.with_suffix(".json").read_text())
     rng = np.random.default_rng(0)
-    other = priors.fit("mlp", jax_key(), rng.normal(size=(32, 3)), rng.uniform(-1, 1, (32, 2)), steps=5,
+    other = priors.fit("mlp", jax.random.key(0), rng.normal(size=(32, 3)), rng.uniform(-1, 1, (32, 2)), steps=5,
                        hidden_sizes=(4,))
     files["other_prior"] = workdir / "other-prior"
     priors.save(other, files["other_prior"])
     return files
-
-
-def jax_key():
-    import jax
-
-    return jax.random.key(0)
 
 
 @pytest.mark.parametrize("case, expected", [
