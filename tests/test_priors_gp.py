@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tinygp
+from jax.extend import core as jax_core
 from jax.scipy.linalg import solve_triangular
 
 from kl_rl import priors
@@ -123,3 +124,43 @@ def test_svgp_option_fits_with_minibatches():
     mean, std = priors.predict(prior, jnp.asarray(obs, jnp.float32))
     assert info["bound_trace"][-1] > info["bound_trace"][0]
     assert float(jnp.sqrt(jnp.mean((mean - act) ** 2))) < 0.15
+
+
+def _dot_precisions(closed: jax_core.ClosedJaxpr) -> list:
+    """The precision of every matrix product in a jaxpr, nested programs (jit, scan) included."""
+    found = []
+
+    def walk(jaxpr: jax_core.Jaxpr) -> None:
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                found.append(eqn.params["precision"])
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, tuple | list) else (value,):
+                    if isinstance(sub, jax_core.ClosedJaxpr):
+                        walk(sub.jaxpr)
+                    elif isinstance(sub, jax_core.Jaxpr):
+                        walk(sub)
+
+    walk(closed.jaxpr)
+    return found
+
+
+@pytest.mark.parametrize("method", ["sgpr", "svgp"])
+def test_fit_and_predict_use_full_precision_matrix_products(fitted_gp, method):
+    """GPUs run float32 matrix products as TF32 by default; on an H100 that made the fit diverge
+    (kernel matrices lost positive definiteness) and would blur 1 - explained in predict. Every
+    product of the fit and of predict must ask for HIGHEST precision."""
+    prior = fitted_gp[0]
+    highest = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
+    obs = jnp.zeros((4, prior.obs_mean.shape[0]), jnp.float32)
+    predict_dots = _dot_precisions(jax.make_jaxpr(gp.predict)(prior, obs))
+    options = priors.options_for("gp", num_inducing=8, steps=2, method=method, batch_size=16)
+    x = jnp.asarray(X, jnp.float32)
+    y = jnp.asarray(Y, jnp.float32)
+    raw0 = {k: jnp.asarray(v, jnp.float32) for k, v in _raw(HYP, X[:8]).items()}
+    if method == "svgp":
+        raw0["q_mean"] = jnp.zeros((8, 2), jnp.float32)
+        raw0["q_sqrt"] = jnp.tile(jnp.eye(8, dtype=jnp.float32), (2, 1, 1))
+    fit_dots = _dot_precisions(jax.make_jaxpr(lambda key: gp._optimise(key, raw0, x, y, options))(jax.random.key(0)))
+    assert predict_dots and fit_dots
+    assert all(p == highest for p in predict_dots + fit_dots), set(map(str, predict_dots + fit_dots))

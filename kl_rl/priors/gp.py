@@ -100,12 +100,16 @@ class GPPrior:
 
 
 def predict(prior: GPPrior, observations: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Predictive mean and std (observation noise included): [B, obs_dim] -> 2 x [B, act_dim]."""
+    """Predictive mean and std (observation noise included): [B, obs_dim] -> 2 x [B, act_dim].
+
+    Matrix products run at full float32 precision: GPUs would otherwise use TF32 (10-bit
+    mantissa), and ``1 - explained`` near the data would lose most of its digits."""
     x = standardize(observations, prior.obs_mean, prior.obs_scale)  # [B, d]
     k = kernel_matrix(prior.kernel, prior.lengthscales, x, prior.inducing)  # [B, M]
-    mean = prior.mean_offsets + k @ prior.mean_weights  # [B, D]
-    h = k @ prior.var_basis  # [B, M]
-    explained = (h * h) @ prior.var_weights  # [B, D], in [0, 1]
+    with jax.default_matmul_precision("highest"):
+        mean = prior.mean_offsets + k @ prior.mean_weights  # [B, D]
+        h = k @ prior.var_basis  # [B, M]
+        explained = (h * h) @ prior.var_weights  # [B, D], in [0, 1]
     latent_var = prior.amplitudes**2 * jnp.clip(1.0 - explained, 0.0, 1.0)
     return mean, jnp.sqrt(latent_var + prior.noise_stds**2)
 
@@ -267,7 +271,10 @@ def _optimise(key: jax.Array, raw0: dict[str, jax.Array], x: jax.Array, y: jax.A
         (raw, _), trace = jax.lax.scan(step, (raw, tx.init(raw)), jax.random.split(key, options.steps))
         return raw, trace
 
-    return run(raw0, key)
+    # Full float32 matrix products: with a GPU's default TF32 the kernel matrices lose positive
+    # definiteness and the fit diverges (seen on an H100 for walker2d and ant).
+    with jax.default_matmul_precision("highest"):
+        return run(raw0, key)
 
 
 def posterior(hyp: dict[str, Any], x: np.ndarray, y: np.ndarray, obs_mean: np.ndarray, obs_scale: np.ndarray,

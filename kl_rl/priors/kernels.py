@@ -68,5 +68,6 @@ def kernel_matrix(name: str, lengthscales: jax.Array, x1: jax.Array, x2: jax.Arr
     [N1, d] x [N2, d] -> [N1, N2]."""
     a = x1 / lengthscales  # [N1, d]
     b = x2 / lengthscales  # [N2, d]
-    r2 = jnp.sum(a * a, axis=1)[:, None] + jnp.sum(b * b, axis=1)[None, :] - 2.0 * a @ b.T
+    cross = jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)  # [N1, N2]; no TF32 on GPUs
+    r2 = jnp.sum(a * a, axis=1)[:, None] + jnp.sum(b * b, axis=1)[None, :] - 2.0 * cross
     return _PROFILES[name](jnp.maximum(r2, 0.0))
