@@ -25,6 +25,7 @@ ENVS = ("halfcheetah", "hopper", "walker2d", "ant")
 QUICK_CONFIG = dict(env="pointmass", num_envs=4, episode_length=20, total_steps=512, env_steps_per_epoch=64,
                     learning_starts=64, batch_size=32, hidden_sizes=(32, 32), eval_episodes=3,
                     pretrain_epochs=10, pretrain_batch_size=16)
+DIVERGED_FILE = "diverged.json"  # in a label's sweep folder: the run stopped on a non-finite metric
 QUICK_PRIOR_OPTIONS = dict(num_inducing=24, gp_steps=20, fit_points=0, mlp_steps=300, num_members=2, num_passes=4)
 
 
@@ -135,6 +136,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``. A label whose
     folder already holds a finished sweep of the same settings is read back instead of rerun,
     so an interrupted experiment resumes label by label. Returns label -> per-seed metric rows."""
+    from kl_rl.driver import NonFiniteError
     from kl_rl.sweep_cli import SweepArgs, sweep
 
     out = resolve_out(args)
@@ -148,13 +150,23 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         name = f"{folder}/{label.replace(':', '-')}"
         sweep_dir = out / "runs" / name
         expected = dataclasses.asdict(label_cfg.validate())
-        done = sweep_dir / "summary.csv"
-        if not (done.exists() and _same_sweep(sweep_dir, expected, seeds, eval_every)):
-            sweep(SweepArgs(config=label_cfg, seeds=seeds, demos=demos, num_demos=num_demos,
-                            prior_options=prior_options(args), eval_every=eval_every, sweep_name=name,
-                            runs_dir=out / "runs", overwrite=True, progress=False,
-                            checkpoint_every=0 if args.quick else 10))
-        results[label] = [_read_rows(sweep_dir / f"base-s{s}" / "metrics.jsonl") for s in range(seeds)]
+        diverged = sweep_dir / DIVERGED_FILE
+        finished = (sweep_dir / "summary.csv").exists() or diverged.exists()
+        if not (finished and _same_sweep(sweep_dir, expected, seeds, eval_every)):
+            diverged.unlink(missing_ok=True)
+            try:
+                sweep(SweepArgs(config=label_cfg, seeds=seeds, demos=demos, num_demos=num_demos,
+                                prior_options=prior_options(args), eval_every=eval_every, sweep_name=name,
+                                runs_dir=out / "runs", overwrite=True, progress=False,
+                                checkpoint_every=0 if args.quick else 10))
+            except NonFiniteError as err:  # the pathology itself: a result, not a crash of the experiment
+                diverged.write_text(json.dumps({"error": str(err)}))
+                print(f"{label}: diverged ({err})", flush=True)
+        runs = [_read_rows(sweep_dir / f"base-s{s}" / "metrics.jsonl") for s in range(seeds)]
+        if diverged.exists():
+            error = json.loads(diverged.read_text())["error"]
+            runs = [rows + [{"diverged": error, "env_steps": rows[-1]["env_steps"]}] for rows in runs]
+        results[label] = runs
     return results
 
 
@@ -177,12 +189,19 @@ def seed_table(results: dict[str, list[list[dict[str, Any]]]]) -> tuple[list[lis
 
     rows, summary = [], {}
     for label, runs in results.items():
+        worst = {name: _extreme(runs, name) for name in ("kl_max", "critic_grad_norm", "prior_std_min")}
+        worst_cells = ["-" if np.isnan(worst[n]) else f"{worst[n]:.3g}" for n in worst]
+        error = runs[0][-1].get("diverged") if runs[0] else None
+        if error:  # no final return and no comparable area under the curve: the runs stopped early
+            steps = runs[0][-1]["env_steps"]
+            summary[label] = {"diverged": error, "diverged_at_env_steps": steps, **worst}
+            rows.append([label, len(runs), f"diverged at {steps:,} steps", "-", "-", "-", *worst_cells])
+            continue
         (record,) = summarize(expand(range(len(runs)), {}), runs)  # one grid point: every seed of the label
         final, auc = record["final"], record["auc"]
-        worst = {name: _extreme(runs, name) for name in ("kl_max", "critic_grad_norm", "prior_std_min")}
         summary[label] = {"final": final, "auc": auc, **worst}
         rows.append([label, final["n"], format_ci(final), f"{final['iqm']:.1f}", format_ci(auc), f"{auc['iqm']:.1f}",
-                     *(f"{worst[n]:.3g}" if np.isfinite(worst[n]) else "-" for n in worst)])
+                     *worst_cells])
     return rows, summary
 
 
@@ -191,10 +210,12 @@ SEED_HEADER = ["algo", "seeds", "final: mean [95% CI]", "final IQM", "AUC: mean 
 
 
 def _extreme(runs: list[list[dict[str, Any]]], name: str) -> float:
-    values = [r[name] for rows in runs for r in rows if r.get(name) is not None]
-    if not values:
+    """The worst value of a diagnostic over every epoch of every seed (inf counts; NaN when
+    none was logged)."""
+    values = np.array([r[name] for rows in runs for r in rows if r.get(name) is not None], dtype=float)
+    if not values.size or np.isnan(values).all():
         return float("nan")
-    return float(min(values) if name.endswith("_min") else max(values))
+    return float(np.nanmin(values) if name.endswith("_min") else np.nanmax(values))
 
 
 def curves_and_diagnostics(results: dict[str, list[list[dict[str, Any]]]], path: Path, title: str) -> Path:

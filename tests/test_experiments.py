@@ -58,6 +58,16 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     # a rerun reads finished labels back instead of training them again
     proc = _run("priors.py", tmp_path / "priors", "--labels", "nppac", "kl:mlp", "sac")
     assert "runs per static choice" not in proc.stdout
+    # a label whose sweep stopped on a non-finite metric is reported as diverged and not rerun
+    mlp_dir = tmp_path / "priors" / "runs" / "pointmass" / "kl-mlp"
+    (mlp_dir / "summary.csv").unlink()
+    (mlp_dir / "diverged.json").write_text(json.dumps({"error": "run base-s1, epoch 3: critic_loss is nan"}))
+    proc = _run("priors.py", tmp_path / "priors", "--labels", "nppac", "kl:mlp", "sac")
+    assert "runs per static choice" not in proc.stdout
+    summary = json.loads((tmp_path / "priors" / "priors.json").read_text())["envs"]["pointmass"]
+    assert summary["kl:mlp"]["diverged"].startswith("run base-s1") and "final" not in summary["kl:mlp"]
+    assert summary["nppac"]["final"]["n"] == 2
+    assert "| kl:mlp | 2 | diverged at 512 steps |" in (tmp_path / "priors" / "table.md").read_text()
 
     _run("single_demo.py", tmp_path / "single", "--labels", "nppac")
     results = json.loads((tmp_path / "single" / "single_demo.json").read_text())["results"]

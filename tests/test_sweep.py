@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from kl_rl.config import HParams
+from kl_rl.driver import NonFiniteError
 from kl_rl.sweep import expand, padded, parse_grid, run_sweep, stacked_hparams
 from kl_rl.sweep_summary import aggregate, summarize, write_summary
 from kl_rl.train import Trainer
@@ -91,6 +92,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, "tests")
     from conftest import TINY
     from kl_rl.config import HParams
+from kl_rl.driver import NonFiniteError
     from kl_rl.sweep import expand, run_sweep
     assert len(jax.devices()) == 2, jax.devices()
     cfg = dataclasses.replace(TINY, total_steps=128)
@@ -104,6 +106,16 @@ SHARDED_SCRIPT = textwrap.dedent("""
                      "shards": len(res.state.env_steps.sharding.device_set)}
     print(json.dumps(out))
 """)
+
+
+def test_non_finite_run_stops_the_sweep_and_is_named(sweep_cfg, pointmass_priors, pointmass_demos, tmp_path):
+    demos = (np.asarray(pointmass_demos.observations), np.asarray(pointmass_demos.actions))
+    runs = expand([0], {"critic_lr": [3e-4, float("nan")]})
+    with pytest.raises(NonFiniteError, match=r"^run critic_lr=nan-s0, epoch \d+: \w+ is nan"):
+        run_sweep(sweep_cfg, HParams.create(), runs, tmp_path / "sweep", eval_every=64, progress=False,
+                  prior=pointmass_priors["gp"], demos=demos)
+    for run in runs:  # both runs keep their metrics up to the failing epoch
+        assert (tmp_path / "sweep" / run.name / "metrics.jsonl").read_text().strip()
 
 
 def test_sharded_sweep_equals_unsharded_and_drops_padding(tmp_path):
