@@ -92,7 +92,6 @@ SHARDED_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, "tests")
     from conftest import TINY
     from kl_rl.config import HParams
-from kl_rl.driver import NonFiniteError
     from kl_rl.sweep import expand, run_sweep
     assert len(jax.devices()) == 2, jax.devices()
     cfg = dataclasses.replace(TINY, total_steps=128)
