@@ -39,16 +39,17 @@ class NonFiniteError(ValueError):
 FINITE_METRICS = ("critic_loss", "actor_loss", "actor_grad_norm", "critic_grad_norm", "q_mean", "kl_mean", "kl_max")
 
 
-def check_finite(metrics: dict[str, Any], epoch: int) -> None:
-    """Raises NonFiniteError naming the epoch and the first non-finite quantity among an
-    epoch's raw metrics (arrays, before NaN becomes null in the JSON log)."""
+def check_finite(metrics: dict[str, Any], epoch: int, run: str | None = None) -> None:
+    """Raises NonFiniteError naming the run (in a sweep), the epoch and the first non-finite
+    quantity among an epoch's raw metrics (arrays, before NaN becomes null in the JSON log)."""
     if not int(metrics.get("grad_steps", 0)):
         return
     for name in FINITE_METRICS:
         value = metrics.get(name)
         if value is not None and not np.isfinite(value):
-            raise NonFiniteError(f"epoch {epoch}: {name} is {value}; training stopped (the metrics up to this "
-                                 "epoch are kept). Lower the learning rates or raise the prior's std floor")
+            where = f"run {run}, " if run else ""
+            raise NonFiniteError(f"{where}epoch {epoch}: {name} is {value}; training stopped (the metrics up to "
+                                 "this epoch are kept). Lower the learning rates or raise the prior's std floor")
 
 
 @dataclass

@@ -25,7 +25,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from kl_rl.config import HParams, TrainConfig
-from kl_rl.driver import NonFiniteError, check_finite, prepare_run_dir, save_params
+from kl_rl.driver import check_finite, prepare_run_dir, save_params
 from kl_rl.metrics_log import MetricsWriter, to_python
 from kl_rl.train import Trainer
 
@@ -220,11 +220,8 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
                     evaluation = fetch(programs.evaluate(state))
                 _log(result, writers, {"epoch": index + 1, **metrics,
                                        "wall_seconds": time.perf_counter() - t_train}, evaluation, n_real)
-                for i in range(n_real):
-                    try:
-                        check_finite({k: v[i] for k, v in metrics.items()}, index + 1)
-                    except NonFiniteError as err:  # every run of the program stops with it
-                        raise NonFiniteError(f"run {runs[i].name}, {err}") from None
+                for i in range(n_real):  # one non-finite run stops every run of the program
+                    check_finite({k: v[i] for k, v in metrics.items()}, index + 1, runs[i].name)
                 due = checkpoint_every and (index + 1) % checkpoint_every == 0
                 if ckpt is not None and (due or last_epoch or interrupted.raised):
                     checkpoint.save(ckpt, index + 1, state, {"epoch": index + 1, "next_eval": next_eval})
