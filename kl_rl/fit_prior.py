@@ -101,10 +101,17 @@ def _check(args: FitPriorArgs) -> list[str]:
     return kinds
 
 
+def fit_keys(seed: int) -> tuple[Any, Any, Any]:
+    """The keys of ``fit-prior --seed``: (fit, distance probes, mean-action rollouts)."""
+    import jax
+
+    key_fit, key_probe, key_roll = jax.random.split(jax.random.key(seed), 3)
+    return key_fit, key_probe, key_roll
+
+
 def fit_prior(args: FitPriorArgs) -> int:
     kinds = _check(args)
     compile_cache.enable(args.compile_cache)
-    import jax
     import numpy as np
     from rich.console import Console
     from rich.table import Table
@@ -130,7 +137,7 @@ def fit_prior(args: FitPriorArgs) -> int:
     obs_all, act_all = np.asarray(data.observations), np.asarray(data.actions)
     episode = np.asarray(data.episode_ids)
     train = episode < data.num_episodes - args.holdout_episodes
-    key_fit, key_probe, key_roll = jax.random.split(jax.random.key(args.seed), 3)
+    key_fit, key_probe, key_roll = fit_keys(args.seed)
     probes = diag.distance_probes(key_probe, obs_all[train])
     grid = diag.pca_grid(obs_all[train])
     rows: dict[str, dict[str, Any]] = {}
