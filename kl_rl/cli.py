@@ -212,7 +212,8 @@ class DemosArgs:
     data_dir: Path = Path("data")
     """Folder that receives demos/<env>.npz|.json and experts/<env>/."""
     retrain: bool = False
-    """Train a new expert even when data/experts/<env> already holds a finished one."""
+    """Train a new expert even when data/experts/<env> already holds a finished one (or an
+    interrupted one, which is otherwise resumed from its last checkpoint)."""
     compile_cache: str = str(compile_cache.DEFAULT_DIR)
     """Persistent JAX compilation cache folder ("" turns it off); env KL_RL_COMPILE_CACHE."""
     progress: bool = True
@@ -235,7 +236,7 @@ def demos(args: DemosArgs) -> int:
 
     from kl_rl import demos as demos_lib
     from kl_rl.config import HParams
-    from kl_rl.driver import run
+    from kl_rl.driver import ConfigChangedError, run
     from kl_rl.envs import make_env
     from kl_rl.experts import load_expert
 
@@ -244,13 +245,23 @@ def demos(args: DemosArgs) -> int:
         console = Console(width=120)
     expert_dir = args.data_dir / "experts" / args.env
     t0 = time.perf_counter()
-    if (expert_dir / "summary.json").exists() and not args.retrain:
+    finished = (expert_dir / "summary.json").exists()
+    interrupted = not finished and any((expert_dir / "checkpoints").glob("*"))
+    if finished and not args.retrain:
         console.print(f"reusing the expert in {expert_dir} (--retrain to train a new one)")
         trained_now = False
     else:
+        resume = interrupted and not args.retrain
+        if resume:
+            console.print(f"resuming the interrupted expert training in {expert_dir} (--retrain starts over)")
         cfg = TrainConfig(env=args.env, total_steps=args.expert_steps).validate()
-        run(cfg, HParams.create(), args.seed, expert_dir, eval_every=max(args.expert_steps // 10, 1),
-            progress=args.progress, overwrite=args.retrain, tensorboard=False)
+        try:
+            run(cfg, HParams.create(), args.seed, expert_dir, eval_every=max(args.expert_steps // 10, 1),
+                progress=args.progress, overwrite=args.retrain, tensorboard=False, resume=resume,
+                resume_command="the same kl-rl demos command")
+        except ConfigChangedError as err:
+            raise ConfigChangedError(f"{err} (kl-rl demos: the --expert-steps and --seed it was started with, "
+                                     "or --retrain)") from err
         shutil.rmtree(expert_dir / "checkpoints", ignore_errors=True)  # resumable while training; not shipped
         trained_now = True
     train_seconds = time.perf_counter() - t0
@@ -262,7 +273,8 @@ def demos(args: DemosArgs) -> int:
         metadata={"seed": args.seed, "expert_dir": str(expert_dir),
                   "expert_train_steps": int(expert.summary["env_steps"]),
                   "expert_return": float(expert.summary["eval_return"]),
-                  "expert_train_seconds": float(expert.summary.get("train_seconds", float("nan")))},
+                  "expert_train_seconds": float(expert.summary.get("train_seconds_total",
+                                                                   expert.summary.get("train_seconds", float("nan"))))},
     )
     path = demos_lib.save(collected, args.data_dir / "demos" / args.env)
     returns = collected.episode_returns

@@ -118,6 +118,7 @@ def run(
     checkpoint_every: int = 10,
     keep_checkpoints: int = 3,
     resume: bool = False,
+    resume_command: str | None = None,
 ) -> RunResult:
     """Trains one run for ``cfg.total_steps`` transitions; evaluates every ``eval_every`` steps
     and at the end. With ``run_dir``, writes metrics.jsonl, tb/, curve.png, params.msgpack and
@@ -127,7 +128,9 @@ def run(
     KeyboardInterrupt.
 
     ``resume``: continue ``run_dir`` from its latest checkpoint (same config required); the
-    metrics file continues with no epoch duplicated or missing.
+    metrics file continues with no epoch duplicated or missing, and its ``wall_seconds`` count
+    the training time of every part. ``resume_command``: how the caller's user resumes, for the
+    Ctrl-C message (default ``--resume <run_dir>``, kl-rl train's option).
     ``prior``: the behavioral prior pytree of nppac / kl. ``demos``: (observations [N, o],
     actions [N, a]) for pretraining (nppac, kl, bc-sac; skipped when pretrain_epochs is 0).
     ``extra_config`` is recorded in config.json (where the prior and demos came from)."""
@@ -168,11 +171,13 @@ def run(
     result.pretrain_seconds = pretrain_seconds
     result.pretrain_losses = pretrain_losses
     ckpt = checkpoint.manager(run_dir, keep_checkpoints) if run_dir is not None else None
+    resume_command = resume_command or f"--resume {run_dir}"
 
     purge = rows[-1]["env_steps"] + 1 if resume and rows else None  # drop TensorBoard events past the checkpoint
     writer = MetricsWriter(run_dir, tensorboard, purge_step=purge) if run_dir is not None else None
     interrupted = SigintFlag()
     t_train = time.perf_counter()
+    wall_before = rows[-1]["wall_seconds"] if resume and rows else 0.0  # training time of earlier parts
     try:
         if resume:
             result.rows = rows
@@ -203,7 +208,7 @@ def run(
                 seconds = time.perf_counter() - t
                 row = {"epoch": index + 1, **{k: to_python(v) for k, v in metrics.items()},
                        "epoch_seconds": seconds, "env_steps_per_s": cfg.env_steps_per_epoch / seconds,
-                       "wall_seconds": time.perf_counter() - t_train}
+                       "wall_seconds": wall_before + time.perf_counter() - t_train}
                 last_epoch = index + 1 == cfg.num_epochs
                 try:
                     check_finite(metrics, index + 1)
@@ -225,7 +230,7 @@ def run(
                     checkpoint.save(ckpt, index + 1, state, {"epoch": index + 1, "next_eval": next_eval})
                 if interrupted.raised:
                     raise KeyboardInterrupt(f"interrupted after epoch {index + 1}"
-                                            + (f"; checkpoint saved, continue with --resume {run_dir}"
+                                            + (f"; checkpoint saved, continue with {resume_command}"
                                                if ckpt is not None else ""))
                 bar.update(task, completed=row["env_steps"], sps=row["env_steps_per_s"], ret=last_return)
                 if progress and not bar.console.is_terminal and "eval_return" in row:
@@ -247,7 +252,7 @@ def run(
         summary = {"env": cfg.env, "algo": cfg.algo, "seed": seed, "env_steps": final["env_steps"],
                    "grad_steps": final["grad_steps"], "compile_seconds": result.compile_seconds,
                    "pretrain_seconds": result.pretrain_seconds, "train_seconds": result.train_seconds,
-                   "resumed": resume, **result.final_eval}
+                   "train_seconds_total": final["wall_seconds"], "resumed": resume, **result.final_eval}
         write_json_atomic(run_dir / "summary.json", summary)
     return result
 

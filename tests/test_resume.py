@@ -117,3 +117,51 @@ def test_killed_sweep_resumes_exactly(workdir):
         a, b = workdir / "runs" / "sweep-whole" / run, workdir / "runs" / "sweep-killed" / run
         assert _rows(b) == _rows(a), run
         assert (b / "params.msgpack").read_bytes() == (a / "params.msgpack").read_bytes()
+
+
+# The expert of kl-rl demos with its default settings on the toy env: 8 epochs of 1024 transitions,
+# the first four fast (no updates before 5,000 transitions), the last four slow enough to interrupt.
+DEMOS = ["demos", "--env", "pointmass", "--expert-steps", "8192", "--episodes", "2", "--episode-length", "20",
+         "--data-dir", "data", "--no-progress"]
+
+
+def test_interrupted_expert_training_resumes_through_demos(workdir):
+    expert_dir = workdir / "data" / "experts" / "pointmass"
+    proc = subprocess.Popen(_cmd(*DEMOS), cwd=workdir, env=_env(workdir / "cache"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = expert_dir / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 6:  # epoch 0 (the anchor) to 5
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "continue with the same kl-rl demos command" in stderr
+    assert not (expert_dir / "summary.json").exists() and any((expert_dir / "checkpoints").iterdir())
+    stopped_at = len(metrics.read_text().splitlines())
+
+    changed = subprocess.run(_cmd(*[("16384" if a == "8192" else a) for a in DEMOS]), cwd=workdir,
+                             env=_env(workdir / "cache"), capture_output=True, text=True, timeout=300)
+    assert changed.returncode == 2 and "changed config (config.total_steps" in changed.stderr, changed.stderr
+    assert "--retrain" in changed.stderr and len(changed.stderr.strip().splitlines()) == 1
+    assert len(metrics.read_text().splitlines()) == stopped_at  # the refused resume lost nothing
+
+    resumed = subprocess.run(_cmd(*DEMOS), cwd=workdir, env=_env(workdir / "cache"), capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming the interrupted expert training" in resumed.stdout
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(9))  # no epoch lost or repeated
+    walls = [r["wall_seconds"] for r in rows]
+    assert walls == sorted(walls)  # training time counts on across the resume
+    summary = json.loads((expert_dir / "summary.json").read_text())
+    assert summary["resumed"] and summary["env_steps"] == 8192
+    assert summary["train_seconds_total"] == walls[-1] > summary["train_seconds"]
+    assert not (expert_dir / "checkpoints").exists()  # not shipped
+    from kl_rl import demos as demos_lib
+
+    demos = demos_lib.load(workdir / "data" / "demos" / "pointmass.npz", obs_size=4, action_size=2)
+    assert demos.metadata["expert_train_steps"] == 8192
+    assert demos.metadata["expert_train_seconds"] == summary["train_seconds_total"]
