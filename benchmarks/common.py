@@ -79,6 +79,13 @@ def run_brax_sac(env_name: str, *, num_envs: int, total_steps: int, learning_sta
     env = envs.get_environment(env_name, backend="mjx")
     progress: list[tuple[int, dict[str, Any], float]] = []
     t0 = time.perf_counter()
+
+    def record(step: int, metrics: dict[str, Any]) -> None:  # printed as it comes: long runs show their curve
+        metrics = jax.device_get(metrics)
+        progress.append((step, metrics, time.perf_counter()))
+        print(f"brax {env_name} seed {seed}: {step} env steps, eval return "
+              f"{float(metrics['eval/episode_reward']):.1f}, {time.perf_counter() - t0:.0f} s", flush=True)
+
     with compile_timer() as compiled:
         brax_sac.train(
             environment=env, num_timesteps=total_steps, episode_length=episode_length, num_envs=num_envs,
@@ -86,7 +93,7 @@ def run_brax_sac(env_name: str, *, num_envs: int, total_steps: int, learning_sta
             num_evals=num_evals, normalize_observations=False, reward_scaling=1.0, tau=5e-3,
             min_replay_size=learning_starts, max_replay_size=min(total_steps, 1_000_000),
             grad_updates_per_step=utd * num_envs, deterministic_eval=True,
-            progress_fn=lambda step, m: progress.append((step, jax.device_get(m), time.perf_counter())),
+            progress_fn=record,
         )
     wall = time.perf_counter() - t0
     epochs = [m for _, m, _ in progress if "training/sps" in m]
