@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     demos_path = args.demos or Path("data") / "demos" / f"{fit['env']}.npz"
     data = demos_lib.load(demos_path)
     obs, act = np.asarray(data.observations), np.asarray(data.actions)  # [N, o], [N, a]
+    fitted_on = (fit.get("num_points"), fit.get("demos_returns_mean"))
+    if None not in fitted_on and not (fitted_on[0] == len(obs)
+                                      and np.isclose(fitted_on[1], data.episode_returns.mean())):
+        parser.error(f"{demos_path} ({len(obs)} states, mean return {data.episode_returns.mean():.1f}) is not the "
+                     f"file {args.reference} was fitted on ({fitted_on[0]} states, mean return {fitted_on[1]:.1f}); "
+                     "pass that file with --demos")
 
     start = time.perf_counter()
     refit, info = priors.fit_with_info("gp", fit_keys(args.seed)[0], obs, act, **fit["options"])
