@@ -45,6 +45,9 @@ class TrainArgs:
     """Discount factor."""
     tau: float = 5e-3
     """Polyak rate of the target critics."""
+    entropy_per_dim: float = -1.0
+    """SAC's (sac, bc-sac) target entropy per action dimension: -1 as in the SAC paper, -0.5 as
+    Brax's SAC (more exploration)."""
     eval_every: int = 5_000
     """Evaluate the deterministic policy every this many transitions (and at the end)."""
     run_name: str | None = None
@@ -94,7 +97,7 @@ def train(args: TrainArgs) -> int:
 
     alpha = args.alpha if args.alpha is not None else float(PRESETS[cfg.env]["alpha"])
     hparams = HParams.create(actor_lr=args.lr, critic_lr=args.lr, alpha_lr=args.lr,
-                             gamma=args.gamma, tau=args.tau, alpha=alpha)
+                             gamma=args.gamma, tau=args.tau, alpha=alpha, entropy_per_dim=args.entropy_per_dim)
     if args.run_name:
         run_dir = prepare_run_dir(args.runs_dir / args.run_name, args.overwrite)  # fail before fitting
     else:
@@ -142,6 +145,8 @@ def _resume(args: TrainArgs) -> int:
                                        ("--gamma", args.gamma, defaults.gamma, saved["hparams"]["gamma"]),
                                        ("--tau", args.tau, defaults.tau, saved["hparams"]["tau"]),
                                        ("--alpha", args.alpha, defaults.alpha, saved["hparams"]["alpha"]),
+                                       ("--entropy-per-dim", args.entropy_per_dim, defaults.entropy_per_dim,
+                                        saved["hparams"].get("entropy_per_dim", defaults.entropy_per_dim)),
                                        ("--eval-every", args.eval_every, defaults.eval_every,
                                         saved.get("eval_every", args.eval_every))):
         if given != default and abs(float(given) - float(kept)) > 1e-6 * max(1.0, abs(float(kept))):
@@ -209,6 +214,8 @@ class DemosArgs:
     """Std of the Gaussian noise added to the expert's deterministic action (then clipped)."""
     seed: int = 0
     """Seed of the expert's training and of the demonstration rollouts."""
+    entropy_per_dim: float = -1.0
+    """The expert's SAC target entropy per action dimension (-1: the SAC paper; -0.5: Brax's SAC)."""
     data_dir: Path = Path("data")
     """Folder that receives demos/<env>.npz|.json and experts/<env>/."""
     retrain: bool = False
@@ -256,12 +263,13 @@ def demos(args: DemosArgs) -> int:
             console.print(f"resuming the interrupted expert training in {expert_dir} (--retrain starts over)")
         cfg = TrainConfig(env=args.env, total_steps=args.expert_steps).validate()
         try:
-            run(cfg, HParams.create(), args.seed, expert_dir, eval_every=max(args.expert_steps // 10, 1),
+            run(cfg, HParams.create(entropy_per_dim=args.entropy_per_dim), args.seed, expert_dir,
+                eval_every=max(args.expert_steps // 10, 1),
                 progress=args.progress, overwrite=args.retrain, tensorboard=False, resume=resume,
                 resume_command="the same kl-rl demos command")
         except ConfigChangedError as err:
-            raise ConfigChangedError(f"{err} (kl-rl demos: the --expert-steps and --seed it was started with, "
-                                     "or --retrain)") from err
+            raise ConfigChangedError(f"{err} (kl-rl demos: the --expert-steps, --seed and --entropy-per-dim it was "
+                                     "started with, or --retrain)") from err
         shutil.rmtree(expert_dir / "checkpoints", ignore_errors=True)  # resumable while training; not shipped
         trained_now = True
     train_seconds = time.perf_counter() - t0

@@ -163,6 +163,7 @@ class HParams:
     tau: jnp.ndarray
     init_alpha: jnp.ndarray  # initial entropy temperature of SAC (tuned automatically)
     alpha: jnp.ndarray  # fixed weight of the KL term (nppac, kl)
+    entropy_per_dim: jnp.ndarray  # SAC's target entropy per action dimension (sac, bc-sac)
 
     @classmethod
     def create(
@@ -174,6 +175,10 @@ class HParams:
         tau: float = 5e-3,
         init_alpha: float = 1.0,
         alpha: float = 0.1,
+        entropy_per_dim: float = -1.0,
     ) -> HParams:
+        """``entropy_per_dim``: the temperature is tuned toward an entropy of this times the action
+        dimension; -1 is the SAC paper's choice, Brax's SAC uses -0.5 (more exploration)."""
         f = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
-        return cls(f(actor_lr), f(critic_lr), f(alpha_lr), f(gamma), f(tau), f(init_alpha), f(alpha))
+        return cls(f(actor_lr), f(critic_lr), f(alpha_lr), f(gamma), f(tau), f(init_alpha), f(alpha),
+                   f(entropy_per_dim))

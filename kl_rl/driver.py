@@ -294,8 +294,11 @@ def check_same_config(run_dir: Path, record: dict[str, Any]) -> None:
         raise ConfigChangedError(f"{run_dir} is not a kl-rl run folder (no config.json); check the --resume path")
     saved = json.loads(path.read_text())
     current = json.loads(json.dumps(record))
+    # A folder written before a setting existed ran with that setting's default.
+    defaults = json.loads(json.dumps({"config": dataclasses.asdict(TrainConfig()),
+                                      "hparams": to_python_tree(HParams.create())}))
     changed = [f"{section}.{k}" for section in ("config", "hparams") for k in current[section]
-               if saved.get(section, {}).get(k) != current[section][k]]
+               if saved.get(section, {}).get(k, defaults[section].get(k)) != current[section][k]]
     changed += [name for name in ("seed", "eval_every") if saved.get(name) != current[name]]
     if changed:
         raise ConfigChangedError(f"cannot resume {run_dir} with a changed config ({', '.join(changed)}); pass the "

@@ -44,7 +44,7 @@ def actor_loss(log_prob: jax.Array, q: jax.Array, alpha: jax.Array) -> jax.Array
     return jnp.mean(alpha * log_prob - q)
 
 
-def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float) -> jax.Array:
+def temperature_loss(log_alpha: jax.Array, log_prob: jax.Array, target_entropy: float | jax.Array) -> jax.Array:
     """Automatic entropy tuning: -log_alpha * mean(log pi(a|s) + target_entropy).
 
     Its gradient raises alpha when the policy entropy is below ``target_entropy`` and lowers

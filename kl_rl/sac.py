@@ -54,13 +54,16 @@ class SAC:
         self.critics = Critics(cfg.hidden_sizes, cfg.num_critics)
         # Adam without a learning rate: the rate is applied from HParams so a sweep can vmap it.
         self.optimizer = optax.scale_by_adam()
-        self.target_entropy = -float(action_size)
         self.uses_prior = cfg.uses_prior
         names = ["critic_loss", "actor_loss", "alpha", "entropy", "q_mean", "actor_grad_norm", "critic_grad_norm"]
         names += ["kl_mean", "kl_max", "prior_std_mean", "prior_std_min"] if self.uses_prior else ["alpha_loss"]
         # How each update metric combines over an epoch's updates.
         self.metric_reductions = {n: ("max" if n.endswith("_max") else "min" if n.endswith("_min") else "mean")
                                   for n in names}
+
+    def target_entropy(self, hparams: HParams) -> jax.Array:
+        """The entropy SAC's temperature is tuned toward: ``entropy_per_dim`` x action dimension."""
+        return hparams.entropy_per_dim * self.action_size
 
     def prior_scale(self, std0: jax.Array) -> jax.Array:
         """The Gaussian scale pi0 is scored with: its std, or with ``prior_scale_is_variance`` its
@@ -167,7 +170,7 @@ class SAC:
                            prior_std_mean=jnp.mean(std0), prior_std_min=jnp.min(std0))
         else:
             alpha_loss, alpha_grad = jax.value_and_grad(losses.temperature_loss)(
-                agent.log_alpha, log_prob, self.target_entropy
+                agent.log_alpha, log_prob, self.target_entropy(hparams)
             )
             log_alpha, alpha_opt_state = self._apply_adam(
                 agent.log_alpha, alpha_grad, agent.alpha_opt_state, hparams.alpha_lr

@@ -63,7 +63,16 @@ def test_alpha_falls_when_entropy_is_above_target(sac, batch, update):
     hparams = HParams.create(init_alpha=1.0)
     agent = sac.init(jax.random.key(0), hparams)
     new, metrics = update(agent, hparams, batch, jax.random.key(3))
-    assert float(metrics["entropy"]) > sac.target_entropy
+    assert float(metrics["entropy"]) > sac.target_entropy(hparams) == -sac.action_size
     assert float(new.log_alpha) < float(agent.log_alpha)
     for name in ("critic_loss", "actor_loss", "alpha_loss", "entropy", "q_mean"):
         assert np.isfinite(metrics[name])
+
+
+def test_entropy_per_dim_sets_the_temperature_target(sac, batch, update):
+    # The same policy and batch: a target above its entropy makes the temperature rise instead.
+    hparams = HParams.create(init_alpha=1.0, entropy_per_dim=5.0)
+    agent = sac.init(jax.random.key(0), hparams)
+    new, metrics = update(agent, hparams, batch, jax.random.key(3))
+    assert float(metrics["entropy"]) < float(sac.target_entropy(hparams)) == 5.0 * sac.action_size
+    assert float(new.log_alpha) > float(agent.log_alpha)
