@@ -243,7 +243,7 @@ def demos(args: DemosArgs) -> int:
 
     from kl_rl import demos as demos_lib
     from kl_rl.config import HParams
-    from kl_rl.driver import ConfigChangedError, run
+    from kl_rl.driver import ResumeHelp, run
     from kl_rl.envs import make_env
     from kl_rl.experts import load_expert
 
@@ -253,23 +253,20 @@ def demos(args: DemosArgs) -> int:
     expert_dir = args.data_dir / "experts" / args.env
     t0 = time.perf_counter()
     finished = (expert_dir / "summary.json").exists()
-    interrupted = not finished and any((expert_dir / "checkpoints").glob("*"))
     if finished and not args.retrain:
         console.print(f"reusing the expert in {expert_dir} (--retrain to train a new one)")
         trained_now = False
     else:
-        resume = interrupted and not args.retrain
+        resume = not finished and not args.retrain and any((expert_dir / "checkpoints").glob("*"))
         if resume:
             console.print(f"resuming the interrupted expert training in {expert_dir} (--retrain starts over)")
         cfg = TrainConfig(env=args.env, total_steps=args.expert_steps).validate()
-        try:
-            run(cfg, HParams.create(entropy_per_dim=args.entropy_per_dim), args.seed, expert_dir,
-                eval_every=max(args.expert_steps // 10, 1),
-                progress=args.progress, overwrite=args.retrain, tensorboard=False, resume=resume,
-                resume_command="the same kl-rl demos command")
-        except ConfigChangedError as err:
-            raise ConfigChangedError(f"{err} (kl-rl demos: the --expert-steps, --seed and --entropy-per-dim it was "
-                                     "started with, or --retrain)") from err
+        run(cfg, HParams.create(entropy_per_dim=args.entropy_per_dim), args.seed, expert_dir,
+            eval_every=max(args.expert_steps // 10, 1), progress=args.progress, overwrite=args.retrain,
+            tensorboard=False, resume=resume,
+            resume_help=ResumeHelp("the same kl-rl demos command",
+                                   "pass the --expert-steps, --seed and --entropy-per-dim it was started with "
+                                   "(see its config.json), or --retrain to start over"))
         shutil.rmtree(expert_dir / "checkpoints", ignore_errors=True)  # resumable while training; not shipped
         trained_now = True
     train_seconds = time.perf_counter() - t0

@@ -103,6 +103,15 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
+@dataclass(frozen=True)
+class ResumeHelp:
+    """What the caller's user does to continue a stopped run, and when resuming it with changed
+    settings is refused. The defaults speak of kl-rl train's options."""
+
+    continue_with: str | None = None  # None: "--resume <run_dir>"
+    if_changed: str = "pass the run's own options (see its config.json) or start a new run"
+
+
 def run(
     cfg: TrainConfig,
     hparams: HParams,
@@ -118,7 +127,7 @@ def run(
     checkpoint_every: int = 10,
     keep_checkpoints: int = 3,
     resume: bool = False,
-    resume_command: str | None = None,
+    resume_help: ResumeHelp = ResumeHelp(),
 ) -> RunResult:
     """Trains one run for ``cfg.total_steps`` transitions; evaluates every ``eval_every`` steps
     and at the end. With ``run_dir``, writes metrics.jsonl, tb/, curve.png, params.msgpack and
@@ -129,8 +138,8 @@ def run(
 
     ``resume``: continue ``run_dir`` from its latest checkpoint (same config required); the
     metrics file continues with no epoch duplicated or missing, and its ``wall_seconds`` count
-    the training time of every part. ``resume_command``: how the caller's user resumes, for the
-    Ctrl-C message (default ``--resume <run_dir>``, kl-rl train's option).
+    the training time of every part. ``resume_help`` words the Ctrl-C message and the refusal of
+    changed settings for the caller's command line.
     ``prior``: the behavioral prior pytree of nppac / kl. ``demos``: (observations [N, o],
     actions [N, a]) for pretraining (nppac, kl, bc-sac; skipped when pretrain_epochs is 0).
     ``extra_config`` is recorded in config.json (where the prior and demos came from)."""
@@ -146,7 +155,7 @@ def run(
         if run_dir is None:
             raise ValueError("resuming needs the run directory")
         run_dir = Path(run_dir)
-        check_same_config(run_dir, record)
+        check_same_config(run_dir, record, resume_help.if_changed)
     elif run_dir is not None:
         run_dir = prepare_run_dir(Path(run_dir), overwrite)
         write_json_atomic(run_dir / "config.json", {**record, **(extra_config or {})})
@@ -171,7 +180,7 @@ def run(
     result.pretrain_seconds = pretrain_seconds
     result.pretrain_losses = pretrain_losses
     ckpt = checkpoint.manager(run_dir, keep_checkpoints) if run_dir is not None else None
-    resume_command = resume_command or f"--resume {run_dir}"
+    continue_with = resume_help.continue_with or f"--resume {run_dir}"
 
     purge = rows[-1]["env_steps"] + 1 if resume and rows else None  # drop TensorBoard events past the checkpoint
     writer = MetricsWriter(run_dir, tensorboard, purge_step=purge) if run_dir is not None else None
@@ -230,7 +239,7 @@ def run(
                     checkpoint.save(ckpt, index + 1, state, {"epoch": index + 1, "next_eval": next_eval})
                 if interrupted.raised:
                     raise KeyboardInterrupt(f"interrupted after epoch {index + 1}"
-                                            + (f"; checkpoint saved, continue with {resume_command}"
+                                            + (f"; checkpoint saved, continue with {continue_with}"
                                                if ckpt is not None else ""))
                 bar.update(task, completed=row["env_steps"], sps=row["env_steps_per_s"], ret=last_return)
                 if progress and not bar.console.is_terminal and "eval_return" in row:
@@ -287,7 +296,7 @@ class ConfigChangedError(ValueError):
     """``--resume`` with settings that differ from the run's own."""
 
 
-def check_same_config(run_dir: Path, record: dict[str, Any]) -> None:
+def check_same_config(run_dir: Path, record: dict[str, Any], if_changed: str = ResumeHelp.if_changed) -> None:
     """Resuming must continue the same program: config, hparams and seed as in config.json."""
     path = Path(run_dir) / "config.json"
     if not path.exists():
@@ -301,8 +310,7 @@ def check_same_config(run_dir: Path, record: dict[str, Any]) -> None:
                if saved.get(section, {}).get(k, defaults[section].get(k)) != current[section][k]]
     changed += [name for name in ("seed", "eval_every") if saved.get(name) != current[name]]
     if changed:
-        raise ConfigChangedError(f"cannot resume {run_dir} with a changed config ({', '.join(changed)}); pass the "
-                                 "run's own options (see its config.json) or start a new run")
+        raise ConfigChangedError(f"cannot resume {run_dir} with a changed config ({', '.join(changed)}); {if_changed}")
 
 
 def truncate_metrics(path: Path, epoch: int) -> list[dict[str, Any]]:
