@@ -21,8 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table, write_json  # noqa: E402
 
-from kl_rl.envs import check_env_name, make_env  # noqa: E402
+from kl_rl.envs import VecEnv, check_env_name, make_env  # noqa: E402
 from kl_rl.experts import load_expert  # noqa: E402
+from kl_rl.rollout import rollout  # noqa: E402
 
 # Each reported term and the names Brax's envs give it in their metrics (absent: 0, e.g. the
 # healthy bonus of halfcheetah).
@@ -33,21 +34,15 @@ TERMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def episode_terms(env, policy, key: jax.Array, length: int) -> dict[str, jax.Array]:
-    """Sums of each reward term over one episode of ``policy`` (obs [o] -> action [a]), stopped at
-    the first termination; plus the episode's length and return."""
-    state = env.reset(key)
-    names = {term: next((n for n in options if n in state.metrics), None) for term, options in TERMS.items()}
-
-    def step(carry, _):
-        s, alive = carry
-        s2 = env.step(s, policy(s.obs))
-        out = {term: (s2.metrics[name] if name else 0.0) * alive for term, name in names.items()}
-        out["return"] = s2.reward * alive
-        return (s2, alive * (1.0 - s2.done)), (out, alive)
-
-    _, (sums, alive) = jax.lax.scan(step, (state, jnp.float32(1.0)), None, length=length)
-    return {k: v.sum() for k, v in sums.items()} | {"length": alive.sum()}
+def reward_terms(env: VecEnv, policy, key: jax.Array) -> dict[str, jax.Array]:
+    """Each reward term, the return and the length of one episode per env of ``policy`` (obs [N, o]
+    -> action [N, a]), summed over the episode's steps: [N] each."""
+    present = env.reset(key).physics.metrics
+    names = {term: next((n for n in options if n in present), None) for term, options in TERMS.items()}
+    episodes = rollout(env, lambda obs, _: policy(obs), key, tuple(n for n in names.values() if n))
+    sums = {term: jnp.sum(jnp.where(episodes.valid, episodes.metrics[name], 0.0), axis=0) if name
+            else jnp.zeros(env.num_envs) for term, name in names.items()}
+    return sums | {"return": episodes.returns, "length": episodes.lengths}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,13 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_env_name(args.env)
     expert = load_expert(args.expert or Path("data") / "experts" / args.env)
-    env = make_env(args.env, 1, args.episode_length).env  # the bare Brax env, whose metrics name the terms
-    keys = jax.random.split(jax.random.key(args.seed), args.episodes)
-    zero = jnp.zeros(env.action_size)
-    policies = {"expert": expert.policy(), "zero action": lambda obs: zero}
+    env = make_env(args.env, args.episodes, args.episode_length)
+    zeros = jnp.zeros((env.num_envs, env.action_size))
+    policies = {"expert": expert.policy(), "zero action": lambda obs: zeros}
     results, rows = {}, []
     for name, policy in policies.items():
-        sums = jax.jit(jax.vmap(lambda k, p=policy: episode_terms(env, p, k, args.episode_length)))(keys)
+        sums = jax.jit(lambda k, p=policy: reward_terms(env, p, k))(jax.random.key(args.seed))
         per_episode = {k: np.asarray(v).tolist() for k, v in sums.items()}
         results[name] = per_episode
         rows.append([name] + [float(np.mean(per_episode[k])) for k in ("return", *TERMS, "length")])

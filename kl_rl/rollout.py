@@ -27,6 +27,7 @@ class Episodes:
     rewards: jax.Array  # [T, N]
     terminated: jax.Array  # [T, N] bool, the episode's MDP ended at this step
     valid: jax.Array  # [T, N] bool, the step belongs to the episode (False after its end)
+    metrics: dict[str, jax.Array] = struct.field(default_factory=dict)  # name -> [T, N], as asked
 
     @property
     def lengths(self) -> jax.Array:  # [N] int32
@@ -37,11 +38,12 @@ class Episodes:
         return jnp.sum(jnp.where(self.valid, self.rewards, 0.0), axis=0)
 
 
-def rollout(env: VecEnv, act: Policy, key: jax.Array) -> Episodes:
+def rollout(env: VecEnv, act: Policy, key: jax.Array, metric_names: tuple[str, ...] = ()) -> Episodes:
     """Runs one episode in each of ``env.num_envs`` envs for up to ``episode_length`` steps.
 
     Steps after an env terminates are still simulated (the batch moves in lockstep) but marked
-    invalid, so they count toward nothing.
+    invalid, so they count toward nothing. ``metric_names``: the Brax env metrics (e.g. its reward
+    terms) to record at every step as well; none by default, so evaluation carries nothing extra.
     """
     key_reset, key_act = jax.random.split(key)
     physics = env.reset(key_reset).physics
@@ -53,7 +55,7 @@ def rollout(env: VecEnv, act: Policy, key: jax.Array) -> Episodes:
         physics = env.step_physics(physics, action)
         terminated = alive & (physics.done > 0)
         record = Episodes(observations=obs, actions=action, rewards=physics.reward, terminated=terminated,
-                          valid=alive)
+                          valid=alive, metrics={name: physics.metrics[name] for name in metric_names})
         return (physics, alive & ~terminated), record
 
     alive = jnp.ones((env.num_envs,), bool)

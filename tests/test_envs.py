@@ -82,3 +82,17 @@ def test_mjx_halfcheetah_steps_finite_and_truncates():
     np.testing.assert_allclose(
         np.asarray(out.episode_return)[2], np.asarray(out.reward)[:3].sum(axis=0), rtol=1e-5
     )
+
+
+def test_rollout_records_the_env_metrics_it_is_asked_for():
+    from kl_rl.rollout import rollout
+
+    env = make_env("halfcheetah", num_envs=2, episode_length=3)
+    act = lambda obs, _: jnp.full((2, 6), 0.5)  # noqa: E731
+    plain = jax.jit(lambda k: rollout(env, act, k))(jax.random.key(0))
+    terms = jax.jit(lambda k: rollout(env, act, k, ("reward_run", "reward_ctrl")))(jax.random.key(0))
+    assert plain.metrics == {}  # evaluation carries nothing extra
+    assert terms.metrics["reward_run"].shape == terms.metrics["reward_ctrl"].shape == (3, 2)
+    np.testing.assert_allclose(terms.metrics["reward_ctrl"], -0.1 * 6 * 0.25, rtol=1e-6)  # 0.1 |a|^2
+    np.testing.assert_allclose(terms.rewards, terms.metrics["reward_run"] + terms.metrics["reward_ctrl"], rtol=1e-5)
+    np.testing.assert_array_equal(terms.rewards, plain.rewards)
