@@ -89,7 +89,7 @@ def test_help_documents_every_option(workdir):
 
 def test_demos_trains_expert_then_reuses_it(workdir):
     args = ["demos", "--env", "pointmass", "--expert-steps", "1024", "--episodes", "2", "--episode-length", "20",
-            "--data-dir", "data", "--no-progress"]
+            "--critic-lr", "1e-3", "--data-dir", "data", "--no-progress"]
     proc = kl_rl(*args, cwd=workdir, cache=workdir / "cache")
     assert proc.returncode == 0, proc.stderr
     assert "demo mean" in proc.stdout
@@ -100,6 +100,8 @@ def test_demos_trains_expert_then_reuses_it(workdir):
     assert demos.num_episodes == 2 and demos.metadata["expert_train_steps"] == 1024
     expert = load_expert(workdir / "data" / "experts" / "pointmass")
     assert demos.metadata["expert_return"] == expert.summary["eval_return"]
+    hparams = json.loads((workdir / "data" / "experts" / "pointmass" / "config.json").read_text())["hparams"]
+    assert hparams["critic_lr"] == pytest.approx(1e-3) and hparams["actor_lr"] == pytest.approx(3e-4)
     params_before = (workdir / "data" / "experts" / "pointmass" / "params.msgpack").read_bytes()
     again = kl_rl(*args, cwd=workdir, cache=workdir / "cache")
     assert again.returncode == 0 and "reusing the expert" in again.stdout
