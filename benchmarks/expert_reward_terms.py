@@ -34,11 +34,16 @@ TERMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def reward_terms(env: VecEnv, policy, key: jax.Array) -> dict[str, jax.Array]:
-    """Each reward term, the return and the length of one episode per env of ``policy`` (obs [N, o]
-    -> action [N, a]), summed over the episode's steps: [N] each."""
-    present = env.reset(key).physics.metrics
-    names = {term: next((n for n in options if n in present), None) for term, options in TERMS.items()}
+def term_names(env: VecEnv) -> dict[str, str | None]:
+    """The env's metric name of each reported term (None: the env has no such term). Read from the
+    reset's shapes, so no MJX reset runs."""
+    present = jax.eval_shape(env.reset, jax.random.key(0)).physics.metrics
+    return {term: next((n for n in options if n in present), None) for term, options in TERMS.items()}
+
+
+def reward_terms(env: VecEnv, policy, key: jax.Array, names: dict[str, str | None]) -> dict[str, jax.Array]:
+    """Each reward term (``names``: from ``term_names``), the return and the length of one episode
+    per env of ``policy`` (obs [N, o] -> action [N, a]), summed over the episode's steps: [N] each."""
     episodes = rollout(env, lambda obs, _: policy(obs), key, tuple(n for n in names.values() if n))
     sums = {term: jnp.sum(jnp.where(episodes.valid, episodes.metrics[name], 0.0), axis=0) if name
             else jnp.zeros(env.num_envs) for term, name in names.items()}
@@ -60,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     env = make_env(args.env, args.episodes, args.episode_length)
     zeros = jnp.zeros((env.num_envs, env.action_size))
     policies = {"expert": expert.policy(), "zero action": lambda obs: zeros}
+    names = term_names(env)
     results, rows = {}, []
     for name, policy in policies.items():
-        sums = jax.jit(lambda k, p=policy: reward_terms(env, p, k))(jax.random.key(args.seed))
+        sums = jax.jit(lambda k, p=policy: reward_terms(env, p, k, names))(jax.random.key(args.seed))
         per_episode = {k: np.asarray(v).tolist() for k, v in sums.items()}
         results[name] = per_episode
         rows.append([name] + [float(np.mean(per_episode[k])) for k in ("return", *TERMS, "length")])

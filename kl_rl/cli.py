@@ -146,7 +146,7 @@ def _resume(args: TrainArgs) -> int:
                                        ("--tau", args.tau, defaults.tau, saved["hparams"]["tau"]),
                                        ("--alpha", args.alpha, defaults.alpha, saved["hparams"]["alpha"]),
                                        ("--entropy-per-dim", args.entropy_per_dim, defaults.entropy_per_dim,
-                                        saved["hparams"].get("entropy_per_dim", defaults.entropy_per_dim)),
+                                        hparams.entropy_per_dim),  # a folder from before the setting: its default
                                        ("--eval-every", args.eval_every, defaults.eval_every,
                                         saved.get("eval_every", args.eval_every))):
         if given != default and abs(float(given) - float(kept)) > 1e-6 * max(1.0, abs(float(kept))):
