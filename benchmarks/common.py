@@ -30,27 +30,35 @@ monitoring.register_event_time_span_listener(_on_span)
 
 
 @contextmanager
-def compile_timer() -> Iterator[dict[str, float]]:
+def compile_timer() -> Iterator[dict[str, Any]]:
     """Measures the wall time spent tracing, lowering and compiling (or loading from the
     persistent cache) inside the block: the union of JAX's compile event spans, so nested
-    traces are not counted twice. Applies equally to our code and to Brax's."""
+    traces are not counted twice. Applies equally to our code and to Brax's. The yielded dict
+    gets ``compile_seconds`` at the end; ``so_far()`` reads the total while inside."""
     global _spans
-    _spans, out = [], {}
+    _spans = []
+    spans_seen = _spans
+    out: dict[str, Any] = {"so_far": lambda: _union_seconds(spans_seen)}
     try:
         yield out
     finally:
-        spans, _spans = sorted(_spans), None
-        total, cur_start, cur_end = 0.0, None, None
-        for start, end in spans:
-            if cur_end is None or start > cur_end:
-                if cur_end is not None:
-                    total += cur_end - cur_start
-                cur_start, cur_end = start, end
-            else:
-                cur_end = max(cur_end, end)
-        if cur_end is not None:
-            total += cur_end - cur_start
-        out["compile_seconds"] = total
+        out["compile_seconds"] = _union_seconds(_spans)
+        _spans = None
+
+
+def _union_seconds(spans: list[tuple[float, float]]) -> float:
+    """Length of the union of (start, end) spans."""
+    total, cur_start, cur_end = 0.0, None, None
+    for start, end in sorted(spans):
+        if cur_end is None or start > cur_end:
+            if cur_end is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = start, end
+        else:
+            cur_end = max(cur_end, end)
+    if cur_end is not None:
+        total += cur_end - cur_start
+    return total
 
 
 def patch_jax_for_brax_trainer() -> list[str]:
@@ -68,44 +76,69 @@ def patch_jax_for_brax_trainer() -> list[str]:
 
 
 def run_brax_sac(env_name: str, *, num_envs: int, total_steps: int, learning_starts: int, batch_size: int,
-                 utd: int, episode_length: int, num_evals: int, eval_episodes: int, seed: int) -> dict[str, Any]:
+                 utd: int, episode_length: int, num_evals: int, eval_episodes: int, seed: int,
+                 checkpoint: Path | None = None, deadline: float | None = None) -> dict[str, Any]:
     """Brax's own SAC (``brax.training.agents.sac.train``) on the same MJX env, with the
     reference hyperparameters. Returns per-epoch rates, the final deterministic evaluation and
-    compile time."""
+    compile time.
+
+    With ``checkpoint`` (an ``.npz`` path) the run saves itself after every evaluation and, when
+    the file exists, resumes from it (``brax_resume``); with ``deadline`` (``time.monotonic()``)
+    it stops after the first evaluation past it and returns ``{"stopped": True, ...}``."""
+    import brax
+    from brax_resume import BraxResumer, BraxStopped, hooked
+
     patch_jax_for_brax_trainer()
     from brax import envs
     from brax.training.agents.sac import train as brax_sac
 
+    fingerprint = {"env": env_name, "num_envs": num_envs, "total_steps": total_steps,
+                   "learning_starts": learning_starts, "batch_size": batch_size, "utd": utd,
+                   "episode_length": episode_length, "num_evals": num_evals, "eval_episodes": eval_episodes,
+                   "seed": seed, "brax": brax.__version__}
+    resumer = BraxResumer(checkpoint, fingerprint, num_epochs=max(num_evals - 1, 1), deadline=deadline)
+    if resumer.skip:
+        print(f"brax {env_name} seed {seed}: resuming from {checkpoint} at {resumer.resumed_steps} env steps",
+              flush=True)
     env = envs.get_environment(env_name, backend="mjx")
-    progress: list[tuple[int, dict[str, Any], float]] = []
     t0 = time.perf_counter()
+    wall_before, compile_before = resumer.meta["wall_seconds"], resumer.meta["compile_seconds"]
 
     def record(step: int, metrics: dict[str, Any]) -> None:  # printed as it comes: long runs show their curve
+        if resumer.skipping:
+            return
         metrics = jax.device_get(metrics)
-        progress.append((step, metrics, time.perf_counter()))
+        wall = wall_before + time.perf_counter() - t0
         print(f"brax {env_name} seed {seed}: {step} env steps, eval return "
-              f"{float(metrics['eval/episode_reward']):.1f}, {time.perf_counter() - t0:.0f} s", flush=True)
+              f"{float(metrics['eval/episode_reward']):.1f}, {wall:.0f} s", flush=True)
+        resumer.record(step, metrics, wall_seconds=wall, compile_seconds=compile_before + compiled_so_far())
 
-    with compile_timer() as compiled:
-        brax_sac.train(
-            environment=env, num_timesteps=total_steps, episode_length=episode_length, num_envs=num_envs,
-            num_eval_envs=eval_episodes, learning_rate=3e-4, discounting=0.99, seed=seed, batch_size=batch_size,
-            num_evals=num_evals, normalize_observations=False, reward_scaling=1.0, tau=5e-3,
-            min_replay_size=learning_starts, max_replay_size=min(total_steps, 1_000_000),
-            grad_updates_per_step=utd * num_envs, deterministic_eval=True,
-            progress_fn=record,
-        )
-    wall = time.perf_counter() - t0
-    epochs = [m for _, m, _ in progress if "training/sps" in m]
+    stopped = None
+    with compile_timer() as compiled, hooked(resumer):
+        compiled_so_far = compiled["so_far"]
+        try:
+            brax_sac.train(
+                environment=env, num_timesteps=total_steps, episode_length=episode_length, num_envs=num_envs,
+                num_eval_envs=eval_episodes, learning_rate=3e-4, discounting=0.99, seed=seed,
+                batch_size=batch_size, num_evals=num_evals, normalize_observations=False, reward_scaling=1.0,
+                tau=5e-3, min_replay_size=learning_starts, max_replay_size=min(total_steps, 1_000_000),
+                grad_updates_per_step=utd * num_envs, deterministic_eval=True,
+                progress_fn=record,
+            )
+        except BraxStopped as stop:
+            stopped = stop
+    progress = resumer.meta["progress"]
+    epochs = [m for _, m in progress if "training/sps" in m]
     final = progress[-1][1]
     return {
-        "wall_seconds": wall,
-        "compile_seconds": compiled["compile_seconds"],
+        "stopped": stopped is not None,
+        "wall_seconds": wall_before + time.perf_counter() - t0,
+        "compile_seconds": compile_before + compiled["compile_seconds"],
         "epoch_env_steps_per_s": [float(m["training/sps"]) for m in epochs],
         "env_steps": int(progress[-1][0]),
         "eval_return": float(final["eval/episode_reward"]),
         "eval_return_std": float(final.get("eval/episode_reward_std", float("nan"))),
-        "curve": [(int(s), float(m["eval/episode_reward"])) for s, m, _ in progress],
+        "curve": [(int(s), float(m["eval/episode_reward"])) for s, m in progress],
     }
 
 
