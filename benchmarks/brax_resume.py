@@ -69,10 +69,13 @@ class BraxResumer:
         self._saved_leaves: list[np.ndarray] | None = None
         if path is not None and path.exists():
             meta, leaves = load_checkpoint(path)
-            if meta.get("fingerprint") != fingerprint:
-                raise BraxCheckpointError(
-                    f"{path} was written for {meta.get('fingerprint')}, not {fingerprint}; "
-                    "rerun with its settings or delete it to start over")
+            theirs = meta.get("fingerprint", {})
+            if theirs != fingerprint:
+                keys = sorted(k for k in {*theirs, *fingerprint} if theirs.get(k) != fingerprint.get(k))
+                was = ", ".join(f"{k}={theirs.get(k)}" for k in keys)
+                now = ", ".join(f"{k}={fingerprint.get(k)}" for k in keys)
+                raise BraxCheckpointError(f"{path} was written for {was}, not {now}; "
+                                          "rerun with its settings or delete it to start over")
             self.meta, self._saved_leaves = meta, leaves
         self.skip = int(self.meta["epochs_done"])  # epochs the checkpoint already holds
         self.epochs = 0  # training_epoch calls seen in this process

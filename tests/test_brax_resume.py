@@ -88,8 +88,9 @@ def test_resumed_run_matches_uninterrupted_run_exactly(brax_runs: dict) -> None:
 
 
 def test_checkpoint_of_other_settings_is_refused(brax_runs: dict) -> None:
-    other = dict(TINY, seed=1)
-    with pytest.raises(BraxCheckpointError, match="was written for .* delete it to start over"):
+    meta, _ = load_checkpoint(brax_runs["split_ckpt"])
+    other = dict(meta["fingerprint"], seed=1)
+    with pytest.raises(BraxCheckpointError, match="was written for seed=0, not seed=1; .* delete it to start over"):
         BraxResumer(brax_runs["split_ckpt"], other, num_epochs=2)
 
 
