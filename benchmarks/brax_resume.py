@@ -124,10 +124,9 @@ class BraxResumer:
         return jax.tree_util.tree_unflatten(treedef, list(replicated))
 
     def record(self, env_steps: int, metrics: dict[str, Any], wall_seconds: float, compile_seconds: float) -> None:
-        """Called from Brax's progress_fn after each evaluation: appends it, checkpoints, and
-        raises :class:`BraxStopped` when past the deadline with epochs left."""
-        if self.skipping:
-            return
+        """Called from Brax's progress_fn after each evaluation that is not being skipped (see
+        ``skipping``): appends it, checkpoints, and raises :class:`BraxStopped` when past the
+        deadline with epochs left."""
         self.meta["progress"].append([int(env_steps), {k: float(v) for k, v in metrics.items()}])
         if self._latest is None:  # the initial evaluation: no state yet
             return

@@ -37,8 +37,7 @@ def compile_timer() -> Iterator[dict[str, Any]]:
     gets ``compile_seconds`` at the end; ``so_far()`` reads the total while inside."""
     global _spans
     _spans = []
-    spans_seen = _spans
-    out: dict[str, Any] = {"so_far": lambda: _union_seconds(spans_seen)}
+    out: dict[str, Any] = {"so_far": lambda: _union_seconds(_spans or [])}
     try:
         yield out
     finally:
