@@ -24,7 +24,7 @@ ENVS = ("halfcheetah", "hopper", "walker2d", "ant")
 # few hundred steps; small enough for CI, and exercising every code path of the full runs.
 QUICK_CONFIG = dict(env="pointmass", num_envs=4, episode_length=20, total_steps=512, env_steps_per_epoch=64,
                     learning_starts=64, batch_size=32, hidden_sizes=(32, 32), eval_episodes=3,
-                    pretrain_epochs=10, pretrain_batch_size=16)
+                    pretrain_epochs=10, pretrain_batch_size=16, critic_warmup=128)
 DIVERGED_FILE = "diverged.json"  # in a label's sweep folder: the run stopped on a non-finite metric
 QUICK_PRIOR_OPTIONS = dict(num_inducing=24, gp_steps=20, fit_points=0, mlp_steps=300, num_members=2, num_passes=4)
 

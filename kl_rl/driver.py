@@ -303,8 +303,11 @@ def check_same_config(run_dir: Path, record: dict[str, Any], if_changed: str = R
         raise ConfigChangedError(f"{run_dir} is not a kl-rl run folder (no config.json); check the --resume path")
     saved = json.loads(path.read_text())
     current = json.loads(json.dumps(record))
-    # A folder written before a setting existed ran with that setting's default.
-    defaults = json.loads(json.dumps({"config": dataclasses.asdict(TrainConfig()),
+    # A folder written before a setting existed ran with that setting's default (or, for the
+    # head-start settings, with the recipe of its time: config_from_json fills those in).
+    from kl_rl.config import config_from_json
+
+    defaults = json.loads(json.dumps({"config": dataclasses.asdict(config_from_json(saved.get("config", {}))),
                                       "hparams": to_python_tree(HParams.create())}))
     changed = [f"{section}.{k}" for section in ("config", "hparams") for k in current[section]
                if saved.get(section, {}).get(k, defaults[section].get(k)) != current[section][k]]

@@ -72,6 +72,15 @@ def pretrain_kl_loss(log_prob: jax.Array, prior_log_prob: jax.Array) -> jax.Arra
     return jnp.mean(kl_estimate(log_prob, prior_log_prob))
 
 
+def mean_action_loss(action: jax.Array, prior_mean: jax.Array, prior_std: jax.Array,
+                     edge: float = 1e-2) -> jax.Array:
+    """mean_s 1/2 sum_d ((a_d - clip(mu0_d)) / sigma0_d)^2: how far, in pi0's std, the actor's
+    deterministic action a = tanh(mean) [B, d] lies from pi0's mean pulled ``edge`` inside the
+    box (tanh cannot reach past it). Zero when the evaluated action is pi0's mean. [B, d] -> []."""
+    target = jnp.clip(prior_mean, -1.0 + edge, 1.0 - edge)
+    return jnp.mean(0.5 * jnp.sum(((action - target) / prior_std) ** 2, axis=-1))
+
+
 def behavior_cloning_loss(demo_log_prob: jax.Array) -> jax.Array:
     """Negative log-likelihood of the demonstrated actions under pi: -mean log pi(a_D|s). [B] -> []."""
     return -jnp.mean(demo_log_prob)

@@ -103,10 +103,13 @@ class SAC:
         return params, opt_state
 
     def update(
-        self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array, prior: Any = None
+        self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array, prior: Any = None,
+        learn_actor: jax.Array | bool = True,
     ) -> tuple[AgentState, dict[str, jax.Array]]:
         """One gradient step on a minibatch (leaves [B, ...]). Returns new state and metrics.
-        ``prior`` is the behavioral prior pytree (required exactly when the algo uses one)."""
+        ``prior`` is the behavioral prior pytree (required exactly when the algo uses one).
+        ``learn_actor`` False (a traced bool is fine) keeps the actor and the temperature as they
+        are and updates only the critics: the critic warm-up of a pretrained actor."""
         if (prior is not None) != self.uses_prior:
             raise ValueError(f"algo {self.cfg.algo} {'needs' if self.uses_prior else 'takes no'} prior")
         key_next, key_pi = jax.random.split(key)
@@ -125,8 +128,9 @@ class SAC:
             scale0, next_scale0 = self.prior_scale(std0), self.prior_scale(next_std0)
             next_log_prob = losses.kl_estimate(next_log_prob,
                                                losses.prior_log_prob(next_action, next_mean0, next_scale0))
+        target_alpha = alpha if (self.cfg.charges_kl_in_target or not self.uses_prior) else jnp.zeros_like(alpha)
         target = losses.soft_td_target(
-            batch.reward, batch.terminated, next_q, next_log_prob, alpha, hparams.gamma
+            batch.reward, batch.terminated, next_q, next_log_prob, target_alpha, hparams.gamma
         )
 
         def critic_objective(critic_params):
@@ -140,7 +144,11 @@ class SAC:
             penalty = log_prob
             if self.uses_prior:
                 penalty = losses.kl_estimate(log_prob, losses.prior_log_prob(action, mean0, scale0))
-            return losses.actor_loss(penalty, q, alpha), (log_prob, penalty)
+            loss = losses.actor_loss(penalty, q, alpha)
+            if self.uses_prior and self.cfg.mean_action_weight:
+                loss = loss + alpha * self.cfg.mean_action_weight * losses.mean_action_loss(
+                    deterministic_action(mean), mean0, scale0)
+            return loss, (log_prob, penalty)
 
         (critic_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(
             agent.critic_params
@@ -176,6 +184,10 @@ class SAC:
                 agent.log_alpha, alpha_grad, agent.alpha_opt_state, hparams.alpha_lr
             )
             metrics["alpha_loss"] = alpha_loss
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(learn_actor, n, o), new, old)  # noqa: E731
+        actor_params, actor_opt_state = keep((actor_params, actor_opt_state),
+                                             (agent.actor_params, agent.actor_opt_state))
+        log_alpha, alpha_opt_state = keep((log_alpha, alpha_opt_state), (agent.log_alpha, agent.alpha_opt_state))
         target_critic_params = optax.incremental_update(
             critic_params, agent.target_critic_params, hparams.tau
         )
@@ -203,8 +215,13 @@ class SAC:
             mean, log_std = self.actor.apply(actor_params, obs)
             if self.uses_prior:
                 mean0, std0 = prior_moments
+                scale0 = self.prior_scale(std0)
                 action, log_prob = sample_tanh_gaussian(key, mean, log_std)
-                return losses.pretrain_kl_loss(log_prob, losses.prior_log_prob(action, mean0, self.prior_scale(std0)))
+                loss = losses.pretrain_kl_loss(log_prob, losses.prior_log_prob(action, mean0, scale0))
+                if self.cfg.mean_action_weight:
+                    loss = loss + self.cfg.mean_action_weight * losses.mean_action_loss(
+                        deterministic_action(mean), mean0, scale0)
+                return loss
             return losses.behavior_cloning_loss(tanh_gaussian_log_prob(actions, mean, log_std))
 
         loss, grads = jax.value_and_grad(objective)(agent.actor_params)

@@ -71,17 +71,18 @@ class Trainer:
         )
 
     def _updates(
-        self, agent: AgentState, hparams: HParams, buffer: ReplayBuffer, key: jax.Array, prior: Any
+        self, agent: AgentState, hparams: HParams, buffer: ReplayBuffer, key: jax.Array, prior: Any,
+        learn_actor: jax.Array,
     ) -> tuple[AgentState, dict[str, jax.Array]]:
-        """``updates_per_iter`` gradient steps on fresh minibatches; returns metrics reduced
-        over them (sums for means, max / min for extremes)."""
+        """``updates_per_iter`` gradient steps on fresh minibatches (the actor's only where
+        ``learn_actor``); returns metrics reduced over them (sums for means, max / min for extremes)."""
         n, batch_size = self.cfg.updates_per_iter, self.cfg.batch_size
         key_sample, key_update = jax.random.split(key)
         batches = replay.sample(buffer, key_sample, (n, batch_size))  # leaves [n, B, ...]
 
         def one(agent, xs):
             batch, k = xs
-            return self.sac.update(agent, hparams, batch, k, prior)
+            return self.sac.update(agent, hparams, batch, k, prior, learn_actor=learn_actor)
 
         agent, metrics = jax.lax.scan(one, agent, (batches, jax.random.split(key_update, n)))
         return agent, {k: _REDUCE[self.sac.metric_reductions[k]](v) for k, v in metrics.items()}
@@ -129,10 +130,11 @@ class Trainer:
             state, sums = carry
             key, key_act, key_random, key_update = jax.random.split(state.key, 4)
             obs = state.env_state.obs  # [num_envs, obs_size]
-            warmup = state.env_steps < cfg.learning_starts
             policy_action = self.sac.sample_action(state.agent.actor_params, obs, key_act)
-            random_action = jax.random.uniform(key_random, policy_action.shape, minval=-1.0, maxval=1.0)
-            action = jnp.where(warmup, random_action, policy_action)
+            action = policy_action
+            if not cfg.warmup_with_policy:  # uniform random actions until learning starts
+                random_action = jax.random.uniform(key_random, policy_action.shape, minval=-1.0, maxval=1.0)
+                action = jnp.where(state.env_steps < cfg.learning_starts, random_action, policy_action)
             env_state, out = self.env.step(state.env_state, action)
             moments = None
             if self._stores_prior:  # pi0 at s and s' of the new transitions, in one prediction
@@ -146,9 +148,10 @@ class Trainer:
             )
             env_steps = state.env_steps + cfg.num_envs
             learn = env_steps >= cfg.learning_starts
+            learn_actor = env_steps >= cfg.learning_starts + cfg.critic_warmup_steps
             agent, update_sums = jax.lax.cond(
                 learn,
-                lambda a: self._updates(a, hparams, buffer, key_update, state.prior),
+                lambda a: self._updates(a, hparams, buffer, key_update, state.prior, learn_actor),
                 lambda a: (a, zero_metrics),
                 state.agent,
             )

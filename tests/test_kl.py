@@ -59,7 +59,7 @@ def test_kl_gradient_grows_like_inverse_prior_variance():
 
 @pytest.fixture(scope="module")
 def nppac_cfg(tiny_cfg):
-    return dataclasses.replace(tiny_cfg, algo="nppac", pretrain_epochs=20, pretrain_batch_size=16)
+    return dataclasses.replace(tiny_cfg, algo="nppac", pretrain_epochs=20, pretrain_batch_size=16, critic_warmup=0)
 
 
 def test_pretraining_reduces_the_kl(nppac_cfg, pointmass_priors, pointmass_demos):

@@ -70,3 +70,12 @@ def test_gaussian_log_prob_matches_scipy():
         gaussian_log_prob(jnp.array(x), jnp.array(m), jnp.log(jnp.array(s))),
         stats.norm.logpdf(x, m, s).sum(), rtol=1e-5,
     )
+
+
+def test_mean_action_loss_is_the_squared_distance_in_prior_stds():
+    action = jnp.array([[0.5, -0.2], [0.9, 0.0]])
+    mean0 = jnp.array([[0.3, -0.2], [1.4, 0.1]])  # 1.4 lies outside the box: the target is 0.99
+    std0 = jnp.array([[0.1, 0.2], [0.5, 0.05]])
+    expected = np.mean([0.5 * (0.2 / 0.1) ** 2, 0.5 * ((0.09 / 0.5) ** 2 + (0.1 / 0.05) ** 2)])
+    np.testing.assert_allclose(losses.mean_action_loss(action, mean0, std0), expected, rtol=1e-5)
+    np.testing.assert_allclose(losses.mean_action_loss(jnp.clip(mean0, -0.99, 0.99), mean0, std0), 0.0, atol=1e-7)

@@ -76,3 +76,17 @@ def test_entropy_per_dim_sets_the_temperature_target(sac, batch, update):
     new, metrics = update(agent, hparams, batch, jax.random.key(3))
     assert float(metrics["entropy"]) < float(sac.target_entropy(hparams)) == 5.0 * sac.action_size
     assert float(new.log_alpha) > float(agent.log_alpha)
+
+
+def test_critic_warmup_update_moves_only_the_critics(sac, batch, update):
+    """learn_actor False (the critic warm-up): critics and targets learn, actor and temperature wait."""
+    hparams = HParams.create()
+    agent = sac.init(jax.random.key(0), hparams)
+    held, _ = jax.jit(sac.update)(agent, hparams, batch, jax.random.key(2), learn_actor=jnp.bool_(False))
+    assert _tree_allclose(held.actor_params, agent.actor_params)
+    assert _tree_allclose(held.actor_opt_state, agent.actor_opt_state)
+    assert float(held.log_alpha) == float(agent.log_alpha)
+    assert not _tree_allclose(held.critic_params, agent.critic_params)
+    both, _ = update(agent, hparams, batch, jax.random.key(2))
+    assert _tree_allclose(held.critic_params, both.critic_params)  # the critic step is the same either way
+    assert not _tree_allclose(both.actor_params, agent.actor_params)

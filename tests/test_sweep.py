@@ -49,7 +49,8 @@ def test_aggregate_mean_ci_iqm():
 
 @pytest.fixture(scope="module")
 def sweep_cfg(tiny_cfg):
-    return dataclasses.replace(tiny_cfg, algo="nppac", total_steps=128, pretrain_epochs=2, pretrain_batch_size=16)
+    return dataclasses.replace(tiny_cfg, algo="nppac", total_steps=128, pretrain_epochs=2, pretrain_batch_size=16,
+                               critic_warmup=0)
 
 
 def test_sweep_equals_separate_runs(sweep_cfg, pointmass_priors, pointmass_demos, tmp_path):

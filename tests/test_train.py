@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -116,3 +118,58 @@ def test_truncations_are_stored_as_non_terminal(single_run, tiny_cfg):
     np.testing.assert_array_equal(data.terminated[last_step][truncated], 0.0)
     # The stored next_obs is the final state, not the fresh start that the next row begins from.
     assert not np.allclose(data.next_obs[last_step][truncated], data.obs[first_step][truncated])
+
+
+def _constant_actor(actor_params, value: float):
+    """The actor made to output mean ``value`` and the smallest std everywhere (last layer zeroed)."""
+    mlp = dict(actor_params["params"]["MLP_0"])
+    last = sorted(mlp)[-1]
+    size = mlp[last]["bias"].shape[0] // 2
+    mlp[last] = {"kernel": jax.numpy.zeros_like(mlp[last]["kernel"]),
+                 "bias": jax.numpy.concatenate([jax.numpy.full(size, value), jax.numpy.full(size, -30.0)])}
+    return {"params": {**actor_params["params"], "MLP_0": mlp}}
+
+
+@pytest.mark.parametrize("mode", ["random", "policy"])
+def test_warmup_actions_come_from_the_asked_source(tiny_cfg, hparams, mode):
+    cfg = dataclasses.replace(tiny_cfg, total_steps=64, learning_starts=64, warmup_actions=mode)
+    trainer = Trainer(cfg)
+    state = trainer.init(jax.random.key(0), hparams)
+    state = state.replace(agent=state.agent.replace(actor_params=_constant_actor(state.agent.actor_params, 0.5)))
+    state, _ = jax.jit(trainer.epoch)(state, hparams)
+    actions = np.asarray(state.buffer.data.action[:64])  # [64, a], all collected during the warm-up
+    if mode == "policy":
+        np.testing.assert_allclose(actions, np.tanh(0.5), rtol=1e-6)
+    else:
+        assert actions.min() < -0.5 and actions.max() > 0.5 and abs(actions.mean()) < 0.2
+
+
+def test_warmup_defaults_follow_pretraining(tiny_cfg):
+    from kl_rl.config import DEFAULT_CRITIC_WARMUP
+
+    pretrained = dataclasses.replace(tiny_cfg, algo="nppac")
+    assert pretrained.warmup_with_policy and pretrained.critic_warmup_steps == DEFAULT_CRITIC_WARMUP
+    assert not tiny_cfg.warmup_with_policy and tiny_cfg.critic_warmup_steps == 0  # sac: SAC's usual start
+    cold = dataclasses.replace(pretrained, pretrain_epochs=0)
+    assert not cold.warmup_with_policy and cold.critic_warmup_steps == 0
+    reference = dataclasses.replace(pretrained, warmup_actions="random", critic_warmup=0)
+    assert not reference.warmup_with_policy and reference.critic_warmup_steps == 0
+
+
+def test_critic_warmup_holds_the_actor_while_the_critics_learn(tiny_cfg, hparams):
+    # Updates start at 64 transitions; the actor may move only from 64 + 64 = 128 on, i.e. in the
+    # last vectorized step of the second epoch.
+    cfg = dataclasses.replace(tiny_cfg, critic_warmup=64)
+    trainer = Trainer(cfg)
+    epoch = jax.jit(trainer.epoch)
+    state = jax.jit(trainer.init)(jax.random.key(0), hparams)
+    start = state.agent
+    state, _ = epoch(state, hparams)
+    assert int(state.grad_steps) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.agent.actor_params),
+                                                     jax.tree.leaves(start.actor_params), strict=True))
+    assert not np.array_equal(jax.tree.leaves(state.agent.critic_params)[0], jax.tree.leaves(start.critic_params)[0])
+    held = state.agent.actor_params
+    state, _ = epoch(state, hparams)
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state.agent.actor_params),
+                                                         jax.tree.leaves(held), strict=True))
