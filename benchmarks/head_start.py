@@ -126,12 +126,12 @@ def render(rows: list[dict]) -> str:
     def mark(ok: bool) -> str:
         return "yes" if ok else "no"
 
-    header = ["env", "seeds", "demos' mean", "after pretraining: mean (min)", "lowest eval after",
-              "final: mean (min)", ">= 80% pretrained", ">= 70% always", ">= demos at end"]
+    header = ["env", "seeds", "demos' mean", "after pretraining: mean", "lowest eval after",
+              "final: mean", ">= 80% pretrained", ">= 70% always", ">= demos at end"]
     body = [[r["env"], str(len(r["seeds"])), f"{r['demo_return']:.0f}",
-             f"{pct(r['pretrain_mean'], r['demo_return'])} ({r['pretrain_min']:.0f})",
+             f"{pct(r['pretrain_mean'], r['demo_return'])}, min {r['pretrain_min']:.0f}",
              pct(r["lowest_after"], r["demo_return"]),
-             f"{pct(r['final_mean'], r['demo_return'])} ({r['final_min']:.0f})",
+             f"{pct(r['final_mean'], r['demo_return'])}, min {r['final_min']:.0f}",
              mark(r["pretrain_ok"]), mark(r["floor_ok"]), mark(r["final_ok"])] for r in rows]
     return "\n".join("| " + " | ".join(r) + " |" for r in [header, ["---"] * len(header), *body])
 
