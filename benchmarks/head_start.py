@@ -38,23 +38,27 @@ PRETRAIN_BAR, FLOOR_BAR, FINAL_BAR = 0.8, 0.7, 1.0
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:
-    """``name=value`` pairs for TrainConfig fields, values typed like the field's default."""
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    """``name=value`` pairs for TrainConfig fields: None / True / False as such, other values typed
+    like the field's default (ints for fields that default to None)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     out: dict[str, object] = {}
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or name not in fields:
-            raise SystemExit(f"head_start.py: error: --set takes name=value with a TrainConfig field "
-                             f"(got {item!r}); fields: {', '.join(fields)}")
+            raise ValueError(f"--set takes name=value with a TrainConfig field (got {item!r}); "
+                             f"fields: {', '.join(sorted(fields))}")
         default = getattr(TrainConfig(), name)
-        if raw == "None":
-            out[name] = None
-        elif isinstance(default, bool):
-            out[name] = raw.lower() in ("1", "true", "yes")
-        elif isinstance(default, (int, float)) or name == "critic_warmup":
-            out[name] = type(default)(float(raw)) if default is not None else int(raw)
-        else:
-            out[name] = raw
+        try:
+            if raw in ("None", "True", "False"):
+                out[name] = {"None": None, "True": True, "False": False}[raw]
+            elif isinstance(default, bool):
+                raise ValueError
+            elif isinstance(default, (int, float)) or default is None:
+                out[name] = type(default if default is not None else 0)(float(raw))
+            else:
+                out[name] = raw
+        except ValueError:
+            raise ValueError(f"--set {name}={raw}: not a value for {name} (default {default!r})") from None
     return out
 
 
@@ -148,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/head_start"))
     parser.add_argument("--report-only", action="store_true", help="rebuild the table from the records")
     args = parser.parse_args(argv)
-    args.overrides = parse_overrides(args.overrides)
+    try:
+        args.overrides = parse_overrides(args.overrides)
+    except ValueError as err:
+        parser.error(str(err))
     unknown = [e for e in args.envs if e not in PRESETS]
     if unknown:
         parser.error(f"unknown env {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
