@@ -70,6 +70,9 @@ def test_default_run_names_are_numbered(workdir):
         (["--algo", "nppac", "--prior", "mlp"], "algo nppac uses the gp prior"),
         (["--prior", "gaussian"], "unknown prior 'gaussian'"),
         (["--num-envs", "3", "--env-steps-per-epoch", "64"], "must be a multiple of num_envs"),
+        (["--warmup-actions", "expert"], "warmup_actions must be one of auto, random, policy (got 'expert')"),
+        (["--critic-warmup", "-1", "--mean-action-weight", "-2"],
+         "mean_action_weight must be >= 0 (got -2.0); critic_warmup must be >= 0 (got -1)"),
     ],
 )
 def test_bad_input_is_a_one_line_error(workdir, args, expected):
@@ -83,7 +86,7 @@ def test_help_documents_every_option(workdir):
     proc = kl_rl("train", "--help", cwd=workdir, cache=workdir / "cache")
     assert proc.returncode == 0
     for option in ("--env", "--algo", "--total-steps", "--seed", "--num-envs", "--utd", "--run-name",
-                   "--compile-cache"):
+                   "--compile-cache", "--warmup-actions", "--critic-warmup", "--mean-action-weight", "--kl-in-target"):
         assert option in proc.stdout
 
 
