@@ -185,9 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarize(records)
     text = render(rows)
     print(text)
+    walls = [r["wall_seconds"] for r in records]
+    labels = ", ".join(f"{r['env']}-s{r['seed']}" for r in records)
     (args.out / "table.md").write_text(
-        f"Command: `python benchmarks/head_start.py {' '.join(sys.argv[1:] if argv is None else argv)}`\n\n"
-        f"Machine: {machine()}\n\n{text}\n")
+        f"Built from the records in `{args.out}` ({labels}), each written by `python benchmarks/head_start.py "
+        f"--envs ENV --seeds SEED` with settings {json.dumps(records[0]['settings']) if records else '-'}; "
+        f"rebuild with `python benchmarks/head_start.py --report-only --out {args.out}`.\n\n"
+        f"Machine: {records[0]['machine'] if records else machine()}\n\n"
+        f"Wall time per run (pretraining, compiling, training, evaluations): {min(walls, default=0):.0f}-"
+        f"{max(walls, default=0):.0f} s, {sum(walls):.0f} s in all.\n\n{text}\n")
     write_json(args.out.parent / f"{args.out.name}.json", {"settings": settings(args), "rows": rows})
     return 0
 
