@@ -7,7 +7,7 @@ length and, every other epoch, the deterministic evaluation. No pretraining is r
     python benchmarks/online_start.py runs/hopper-nppac-s0 --alphas 0.3 1 3 --epochs 16 \
         [--set kl_in_target=False mean_action_weight=0 ...] [--out FILE.json]
 
-``--set`` changes TrainConfig fields (typed like their defaults; None, True, False accepted).
+``--set`` changes TrainConfig fields, parsed as head_start.py's --set.
 """
 
 from __future__ import annotations
@@ -21,16 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_json  # noqa: E402
+from head_start import parse_overrides  # noqa: E402
 
 from kl_rl import compile_cache  # noqa: E402
 
 SHOWN = ("kl_mean", "q_mean", "entropy", "train_length", "train_return")
-
-
-def parse_value(raw: str, default: object) -> object:
-    if raw in ("None", "True", "False"):
-        return {"None": None, "True": True, "False": False}[raw]
-    return type(default)(raw) if default is not None else int(raw)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,25 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.run} is not a kl-rl run folder with its checkpoint after pretraining "
                      "(config.json and checkpoints/0); pass a folder written by kl-rl train")
     record = json.loads(record_path.read_text())
-    raw = dict(record["config"])
-    from kl_rl.config import TrainConfig, config_from_json
+    from kl_rl.config import config_from_json
 
-    defaults = TrainConfig()
-    for item in args.overrides:
-        name, sep, value = item.partition("=")
-        if not sep or not hasattr(defaults, name):
-            parser.error(f"--set takes name=value with a TrainConfig field (got {item!r})")
-        raw[name] = parse_value(value, getattr(defaults, name))
-    cfg = config_from_json(raw)
     try:
-        cfg.validate()
+        raw = {**record["config"], **parse_overrides(args.overrides)}
+        cfg = config_from_json(raw).validate()
     except ValueError as err:
         parser.error(str(err))
     compile_cache.enable(str(compile_cache.DEFAULT_DIR))
 
     import jax
     import jax.numpy as jnp
-    import orbax.checkpoint as ocp
 
     from kl_rl import checkpoint, priors
     from kl_rl.config import HParams
@@ -77,10 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         prior, _ = priors.load_with_metadata(args.run / "prior", obs_size=trainer.env.obs_size,
                                              action_size=trainer.env.action_size)
     template = jax.jit(trainer.init)(jax.random.key(record["seed"]), hparams, prior)
-    stored = checkpoint.manager(args.run).restore(0, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(checkpoint._to_storable(jax.device_get(template))),
-        loop=ocp.args.JsonRestore()))
-    state = checkpoint._from_storable(stored["state"], template)
+    state, _ = checkpoint.restore(args.run, template, epoch=0)
     runs = len(args.alphas)
     states = jax.tree.map(lambda x: jnp.stack([x] * runs), state)
     hps = jax.tree.map(lambda x: jnp.stack([x] * runs), hparams).replace(alpha=jnp.asarray(args.alphas, jnp.float32))

@@ -73,9 +73,10 @@ def latest_epoch(run_dir: Path) -> int | None:
     return manager(run_dir).latest_step()
 
 
-def restore(run_dir: Path, template: Any) -> tuple[Any, dict[str, Any]]:
-    """The latest checkpoint of ``run_dir`` as (state shaped like ``template``, loop position)."""
-    epoch = latest_epoch(run_dir)
+def restore(run_dir: Path, template: Any, epoch: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Checkpoint ``epoch`` of ``run_dir`` (default: the latest) as (state shaped like ``template``,
+    loop position)."""
+    epoch = latest_epoch(run_dir) if epoch is None else epoch
     if epoch is None:
         raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start a new run instead of --resume")
     mgr = manager(run_dir)

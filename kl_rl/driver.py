@@ -170,7 +170,7 @@ def run(
     if resume:
         state, loop = checkpoint.restore(run_dir, state)
         rows = truncate_metrics(run_dir / "metrics.jsonl", loop["epoch"])
-    elif cfg.uses_demos and cfg.pretrain_epochs:  # its time includes compiling it
+    elif cfg.pretrains:  # its time includes compiling it
         state, pretrain_losses = jax.jit(trainer.pretrain)(state, hparams, *map(jax.numpy.asarray, demos))
         pretrain_losses = np.asarray(pretrain_losses)
     pretrain_seconds = time.perf_counter() - t_pretrain
