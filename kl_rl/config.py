@@ -1,7 +1,7 @@
 """Configuration: a static ``TrainConfig`` (shapes and counts, baked into the compiled program)
 and an ``HParams`` pytree of floats that a sweep may vmap over.
 
-Defaults follow the reference implementation (DESIGN.md): lr 3e-4, gamma 0.99, tau 5e-3,
+Defaults follow the reference implementation (docs/method.md): lr 3e-4, gamma 0.99, tau 5e-3,
 2x256 networks, batch 256, replay 1e6, log-std clamped to [-20, 2].
 """
 

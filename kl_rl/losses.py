@@ -1,4 +1,4 @@
-"""SAC losses as small pure functions of arrays (DESIGN.md, "The method in one screen").
+"""SAC losses as small pure functions of arrays (docs/method.md, section 1).
 
 Each takes already-computed network outputs, so each can be checked against a hand-computed
 case; ``kl_rl.sac`` wires them to parameters and gradients. ``log_prob`` is log pi(a|s) of a

@@ -5,7 +5,7 @@ TD target from the target critics, the actor minimizes alpha log pi - min Q unde
 as they were before this update, alpha follows automatic entropy tuning, and the target critics
 track the critics by Polyak averaging with rate tau.
 
-With a behavioral prior pi0 (algos nppac and kl, DESIGN.md "The method in one screen") log pi
+With a behavioral prior pi0 (algos nppac and kl, docs/method.md section 1) log pi
 becomes the one-sample KL estimate log pi - log pi0 in both the actor loss and the critic
 target, alpha is the fixed ``hparams.alpha``, and pi0 is evaluated inside the update from the
 prior pytree. ``pretrain_step`` fits the actor to pi0 (KL) or to the demonstrated actions

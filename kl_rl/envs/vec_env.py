@@ -53,7 +53,7 @@ def _strong(tree: Any) -> Any:
     """Casts every leaf to a strongly typed array of its own dtype.
 
     Brax's ``reset`` returns weak-typed scalars where ``step`` returns strong ones; a jitted
-    function fed both would compile twice (STACK-NOTES: ~11 s on the second call).
+    function fed both would compile twice (docs/method.md section 6: ~11 s on the second call).
     """
     return jax.tree.map(lambda x: jax.lax.convert_element_type(jnp.asarray(x), jnp.asarray(x).dtype), tree)
 

@@ -1,4 +1,4 @@
-"""Diagnostics of fitted priors, the numbers behind the pathology (DESIGN.md):
+"""Diagnostics of fitted priors, the numbers behind the pathology (docs/method.md section 2):
 
 - held-out fit: Gaussian NLL and RMSE on demonstration *episodes* left out of the fit;
 - predictive std on the demonstration states and at growing distance from them (probes: demo
