@@ -26,12 +26,12 @@ demos: install
 	$(VENV)/bin/kl-rl demos --env $(ENV) $(ARGS)
 
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: install
 	$(PY) benchmarks/throughput.py $(ARGS)
 	$(PY) benchmarks/sweep.py
-	$(PY) benchmarks/priors.py
+	$(PY) benchmarks/prior_costs.py
 
 # The paper's questions (experiments/*.py) into results/; QUICK=1 runs the CI-sized versions.
 EXPERIMENT_FLAGS := $(if $(QUICK),--quick,)

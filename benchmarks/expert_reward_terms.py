@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table, write_json  # noqa: E402
+from harness import machine, table, write_json  # noqa: E402
 
 from kl_rl.envs import VecEnv, check_env_name, make_env  # noqa: E402
 from kl_rl.experts import load_expert  # noqa: E402

@@ -19,12 +19,12 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table, write_json  # noqa: E402
+from harness import machine, table, write_json  # noqa: E402
 
 from kl_rl import demos as demos_lib  # noqa: E402
 from kl_rl import priors  # noqa: E402
-from kl_rl.fit_prior import fit_keys  # noqa: E402
 from kl_rl.priors import storage  # noqa: E402
+from kl_rl.priors.compare import fit_keys  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_json  # noqa: E402
+from harness import machine, write_json  # noqa: E402
 
 from kl_rl import compile_cache  # noqa: E402
-from kl_rl.config import PRESETS, HParams, TrainConfig  # noqa: E402
+from kl_rl.config import HParams, TrainConfig  # noqa: E402
+from kl_rl.envs import ENV_NAMES, preset  # noqa: E402
 
 ENVS = ("halfcheetah", "hopper", "walker2d", "ant")
 PRETRAIN_BAR, FLOOR_BAR, FINAL_BAR = 0.8, 0.7, 1.0
@@ -74,14 +75,13 @@ def config_for(env: str, args: argparse.Namespace) -> TrainConfig:
 
 def one_run(env: str, seed: int, args: argparse.Namespace) -> dict:
     """One `kl-rl train` with the defaults (plus --set), resumed from its checkpoint if stopped."""
-    from kl_rl.cli import demos_and_prior
-    from kl_rl.driver import run
-    from kl_rl.fit_prior import PriorOptionArgs
+    from kl_rl.loop import run
+    from kl_rl.prior_source import demos_and_prior
 
     cfg = config_for(env, args)
-    alpha = args.alpha if args.alpha is not None else float(PRESETS[env]["alpha"])
+    alpha = args.alpha if args.alpha is not None else preset(env).alpha
     hparams = HParams.create(alpha=alpha)
-    prior, demos, extra, demo_return = demos_and_prior(cfg, None, None, PriorOptionArgs(), None, None, seed)
+    prior, demos, extra, demo_return = demos_and_prior(cfg, seed=seed)
     run_dir = args.runs_dir / f"{env}-s{seed}"
     resume = (run_dir / "checkpoints").exists() and (run_dir / "metrics.jsonl").exists()
     t0 = time.perf_counter()
@@ -156,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = parse_overrides(args.overrides)
     except ValueError as err:
         parser.error(str(err))
-    unknown = [e for e in args.envs if e not in PRESETS]
+    unknown = [e for e in args.envs if e not in ENV_NAMES]
     if unknown:
-        parser.error(f"unknown env {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
+        parser.error(f"unknown env {', '.join(unknown)}; choose from {', '.join(ENV_NAMES)}")
     for env in args.envs:  # one-line refusals before anything is fitted or compiled
         try:
             config_for(env, args)

@@ -24,11 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from brax_resume import BraxCheckpointError  # noqa: E402
-from common import machine, run_brax_sac, table, write_json  # noqa: E402
+from harness import machine, run_brax_sac, table, write_json  # noqa: E402
 
 from kl_rl import compile_cache  # noqa: E402
 from kl_rl.config import HParams, TrainConfig  # noqa: E402
-from kl_rl.driver import run as run_kl_rl  # noqa: E402
+from kl_rl.loop import run as run_kl_rl  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     deadline = None if args.stop_after_minutes is None else time.monotonic() + 60 * args.stop_after_minutes
 
     cfg = TrainConfig(env=args.env, num_envs=args.num_envs, total_steps=args.total_steps,
-                      learning_starts=args.learning_starts, eval_episodes=args.eval_episodes)
+                      learning_starts=args.learning_starts, eval_episodes=args.eval_episodes).validate()
     eval_every = (cfg.total_steps - cfg.learning_starts) // (args.num_evals - 1)
     results: dict[str, list[dict]] = {name: [] for name in args.impls}
     for seed in args.seeds:

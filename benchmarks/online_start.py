@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, write_json  # noqa: E402
+from harness import machine, write_json  # noqa: E402
 from head_start import parse_overrides  # noqa: E402
 
 from kl_rl import compile_cache  # noqa: E402

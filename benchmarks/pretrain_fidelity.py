@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table, write_json  # noqa: E402
+from harness import machine, table, write_json  # noqa: E402
 
 from kl_rl import compile_cache  # noqa: E402
-from kl_rl.config import PRESETS, HParams, TrainConfig  # noqa: E402
+from kl_rl.config import HParams, TrainConfig  # noqa: E402
+from kl_rl.envs import ENV_NAMES, preset  # noqa: E402
 
 VARIANTS = {  # label -> (algo, mean_action_weight)
     "kl only": ("nppac", 0.0),
@@ -38,14 +39,13 @@ def measure(env: str, eval_episodes: int) -> dict:
     import jax.numpy as jnp
 
     from kl_rl import priors
-    from kl_rl.cli import demos_and_prior
-    from kl_rl.fit_prior import PriorOptionArgs
+    from kl_rl.prior_source import demos_and_prior
     from kl_rl.rollout import rollout
     from kl_rl.train import Trainer
 
-    base = TrainConfig(env=env, algo="nppac", total_steps=2048, eval_episodes=eval_episodes)
-    prior, (obs, actions), _, demo_return = demos_and_prior(base, None, None, PriorOptionArgs(), None, None, 0)
-    hparams = HParams.create(alpha=float(PRESETS[env]["alpha"]))
+    base = TrainConfig(env=env, algo="nppac", total_steps=2048, eval_episodes=eval_episodes).validate()
+    prior, (obs, actions), _, demo_return = demos_and_prior(base)
+    hparams = HParams.create(alpha=preset(env).alpha)
     key = jax.random.key(0)
     trainer = Trainer(base)
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pretrain_fidelity.json"))
     args = parser.parse_args(argv)
-    unknown = [e for e in args.envs if e not in PRESETS or e == "pointmass"]
+    unknown = [e for e in args.envs if e not in ENV_NAMES or e == "pointmass"]
     if unknown:
         parser.error(f"unknown env {', '.join(unknown)}; choose from halfcheetah, hopper, walker2d, ant")
     if args.eval_episodes < 1:

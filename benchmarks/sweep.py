@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table, write_json  # noqa: E402
+from harness import table, write_json  # noqa: E402
 
 CHILD = r"""
 import json, sys, time
@@ -31,7 +31,7 @@ from kl_rl.train import Trainer
 args = json.loads(sys.argv[1])
 compile_cache.enable(args["cache_dir"])
 cfg = TrainConfig(env=args["env"], algo="sac", total_steps=10**7, learning_starts=args["steps_per_epoch"],
-                  env_steps_per_epoch=args["steps_per_epoch"])
+                  env_steps_per_epoch=args["steps_per_epoch"]).validate()
 hp = HParams.create()
 times = []
 if args["mode"] == "sequential":
@@ -44,9 +44,8 @@ else:
     programs = SweepPrograms(cfg, jax.devices())
     runs_list = padded(expand(range(args["runs"]), {}), len(jax.devices()))
     runs = len(runs_list)
-    keys = programs.place(jax.vmap(jax.random.key)(jax.numpy.arange(runs)))
     hps = programs.place(stacked_hparams(hp, runs_list))
-    state = programs.init(keys, hps, None)
+    state = programs.init(list(range(runs)), hps, None)
     step = lambda s: programs.epoch(s, hps)
 for i in range(args["epochs"] + 2):  # warm-up (no updates), first learning epoch, then timed ones
     t = time.perf_counter()

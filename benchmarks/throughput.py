@@ -23,12 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import compile_timer, machine, run_brax_sac, table, write_json  # noqa: E402
+from harness import compile_timer, machine, run_brax_sac, table, write_json  # noqa: E402
 
 from kl_rl import compile_cache  # noqa: E402
 from kl_rl.buffer import Transition  # noqa: E402
 from kl_rl.config import HParams, TrainConfig  # noqa: E402
-from kl_rl.driver import run as run_kl_rl  # noqa: E402
+from kl_rl.loop import run as run_kl_rl  # noqa: E402
 from kl_rl.sac import SAC  # noqa: E402
 from kl_rl.train import Trainer  # noqa: E402
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
 
     cache_dir = compile_cache.enable(args.cache_dir or tempfile.mkdtemp(prefix="kl_rl_bench_cache_"))
     cfg = TrainConfig(env=args.env, num_envs=args.num_envs, total_steps=args.total_steps,
-                      learning_starts=args.learning_starts, batch_size=args.batch_size, utd=args.utd)
+                      learning_starts=args.learning_starts, batch_size=args.batch_size, utd=args.utd).validate()
     eval_every = (cfg.total_steps - cfg.learning_starts) // (args.num_evals - 1)
     print(f"{args.env}, {cfg.num_envs} envs, UTD {cfg.utd}, batch {cfg.batch_size}, "
           f"{cfg.total_steps} env steps; compile cache {cache_dir}; {jax.devices()}", flush=True)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import experiment_parser, finish, markdown_table, resolve_out  # noqa: E402
+from harness import experiment_parser, finish, markdown_table, resolve_out  # noqa: E402
 
 from kl_rl import losses  # noqa: E402
 from kl_rl.distributions import gaussian_log_prob, sample_tanh_gaussian  # noqa: E402

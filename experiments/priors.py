@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from harness import (  # noqa: E402
     ENVS,
     SEED_HEADER,
     add_budget_args,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from harness import (  # noqa: E402
     SEED_HEADER,
     add_budget_args,
     base_config,

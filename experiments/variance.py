@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from harness import (  # noqa: E402
     ENVS,
     ROOT,
     experiment_parser,
@@ -30,7 +30,8 @@ from common import (  # noqa: E402
     resolve_out,
 )
 
-from kl_rl.fit_prior import ALL_KINDS, FitPriorArgs, fit_prior  # noqa: E402
+from kl_rl.priors import KINDS  # noqa: E402
+from kl_rl.priors.compare import CompareSpec, fit_and_compare  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     for env, path in sources.items():
         env_out = out / env
         if args.overwrite or not (env_out / "diagnostics.json").exists():
-            fit_prior(FitPriorArgs(demos=path, prior="gp", out=env_out, options=prior_options(args), compare=ALL_KINDS,
-                                   holdout_episodes=1 if args.quick else 3, rollout_episodes=0 if args.quick else 5,
-                                   seed=args.seed, overwrite=True))
+            fit_and_compare(CompareSpec(demos=path, prior="gp", out=env_out, options=prior_options(args),
+                                        compare=KINDS, holdout_episodes=1 if args.quick else 3,
+                                        rollout_episodes=0 if args.quick else 5, seed=args.seed, overwrite=True))
         records[env] = json.loads((env_out / "diagnostics.json").read_text())
     _figure(records, out / "std_vs_distance.png")
     header = ["env", "prior", "held-out NLL", "std near", "std far", "far / near", "std trend",

@@ -13,24 +13,9 @@ import jax.numpy as jnp
 from flax import struct
 
 ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac")
-PRIOR_KINDS: tuple[str, ...] = ("gp", "mlp", "ensemble", "dropout", "floor")
 WARMUP_ACTIONS: tuple[str, ...] = ("auto", "random", "policy")
 # Critic-only transitions after the warm-up when the actor starts pretrained (docs/head_start.md).
 DEFAULT_CRITIC_WARMUP = 5_000
-
-# Per-env settings of the KL algorithms; the RBF kernels are the reference implementation's. On
-# the tasks that end when the agent falls (hopper, walker2d, ant) the reference's alpha (0.1 / 0.2)
-# with the KL charged in the critic's target lost the pretrained head start within the first
-# online updates; alpha 3 with the KL in the actor loss only is the measured fix there
-# (docs/head_start.md). halfcheetah never terminates and keeps the reference's setting.
-PRESETS: dict[str, dict[str, float | str | bool]] = {
-    "halfcheetah": {"alpha": 0.1, "kernel": "rbf", "kl_in_target": True},
-    "ant": {"alpha": 3.0, "kernel": "rbf", "kl_in_target": False},
-    "walker2d": {"alpha": 3.0, "kernel": "rbf", "kl_in_target": False},
-    "hopper": {"alpha": 3.0, "kernel": "rbf", "kl_in_target": False},
-    "pointmass": {"alpha": 0.1, "kernel": "rbf", "kl_in_target": True},
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -40,8 +25,8 @@ class TrainConfig:
     """Environment: ant, halfcheetah, hopper, walker2d (MuJoCo on MJX) or pointmass (toy task)."""
     num_envs: int = 16
     """Environments stepped in parallel with jax.vmap (16 is fastest on a CPU)."""
-    episode_length: int = 1000
-    """Time limit; reaching it truncates (not terminates) the episode."""
+    episode_length: int | None = None
+    """Time limit; reaching it truncates (not terminates) the episode. Default: the env's preset (1000)."""
     total_steps: int = 50_000
     """Environment transitions to collect in total (across all envs)."""
     env_steps_per_epoch: int = 1024
@@ -58,8 +43,8 @@ class TrainConfig:
     Default (None): 5000 when the actor was pretrained, else 0."""
     utd: int = 1
     """Update-to-data ratio: gradient updates per environment transition."""
-    batch_size: int = 256
-    """Minibatch size of each gradient update."""
+    batch_size: int | None = None
+    """Minibatch size of each gradient update. Default: the env's preset (256)."""
     replay_size: int = 1_000_000
     """Replay capacity (capped at total-steps: a larger buffer would never fill)."""
     hidden_sizes: tuple[int, ...] = (256, 256)
@@ -99,14 +84,21 @@ class TrainConfig:
     predicting them for every minibatch: same numbers, far less prior work per update."""
 
     def validate(self) -> TrainConfig:
-        """Returns self, or raises a one-line ``ValueError`` naming every bad setting."""
-        from kl_rl.envs import check_env_name
+        """Returns the config with the env's preset filled in where a setting is None
+        (episode_length, batch_size), or raises a one-line ``ValueError`` naming every bad setting."""
+        from kl_rl.envs import preset
 
-        check_env_name(self.env)
+        env_preset = preset(self.env)
+        if self.episode_length is None or self.batch_size is None:
+            pick = lambda value, default: default if value is None else value  # noqa: E731
+            return dataclasses.replace(self, episode_length=pick(self.episode_length, env_preset.episode_length),
+                                       batch_size=pick(self.batch_size, env_preset.batch_size)).validate()
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algo '{self.algo}'; choose one of: {', '.join(ALGOS)}")
-        if self.prior not in PRIOR_KINDS:
-            raise ValueError(f"unknown prior '{self.prior}'; choose one of: {', '.join(PRIOR_KINDS)}")
+        from kl_rl.priors import KINDS as prior_kinds
+
+        if self.prior not in prior_kinds:
+            raise ValueError(f"unknown prior '{self.prior}'; choose one of: {', '.join(prior_kinds)}")
         if self.algo == "nppac" and self.prior != "gp":
             raise ValueError(f"algo nppac uses the gp prior (got prior {self.prior}); for another prior "
                              "use --algo kl --prior " + self.prior)
@@ -171,7 +163,9 @@ class TrainConfig:
         """``kl_in_target`` resolved: the option, else the env's preset (True where none)."""
         if self.kl_in_target is not None:
             return self.kl_in_target
-        return bool(PRESETS.get(self.env, {}).get("kl_in_target", True))
+        from kl_rl.envs import preset
+
+        return preset(self.env).kl_in_target
 
     @property
     def uses_demos(self) -> bool:
@@ -237,3 +231,45 @@ class HParams:
         f = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
         return cls(f(actor_lr), f(critic_lr), f(alpha_lr), f(gamma), f(tau), f(init_alpha), f(alpha),
                    f(entropy_per_dim))
+
+
+@dataclasses.dataclass(frozen=True)
+class HParamOptions:
+    """The float hyperparameters as options, shared by ``kl-rl train``, ``sweep`` and ``demos``
+    (and by library callers): ``hparams(env)`` turns them into ``HParams``."""
+
+    lr: float = 3e-4
+    """Adam learning rate of the actor, the critics and the temperature."""
+    critic_lr: float | None = None
+    """The critics' learning rate, when it differs from --lr."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 5e-3
+    """Polyak rate of the target critics."""
+    alpha: float | None = None
+    """Fixed weight of the KL term (nppac, kl); default: the env's preset (halfcheetah 0.1;
+    hopper, walker2d, ant 3.0; the reference's values are in docs/method.md)."""
+    entropy_per_dim: float = -1.0
+    """SAC's (sac, bc-sac) target entropy per action dimension: -1 as in the SAC paper, -0.5 as
+    Brax's SAC (more exploration)."""
+
+    def hparams(self, env: str) -> HParams:
+        from kl_rl.envs import preset
+
+        return HParams.create(actor_lr=self.lr, critic_lr=self.lr if self.critic_lr is None else self.critic_lr,
+                              alpha_lr=self.lr, gamma=self.gamma, tau=self.tau,
+                              alpha=preset(env).alpha if self.alpha is None else self.alpha,
+                              entropy_per_dim=self.entropy_per_dim)
+
+    def conflicts(self, env: str, saved: dict[str, float]) -> list[str]:
+        """The options set away from their defaults whose HParams differ from ``saved`` (a run's
+        recorded hparams; a field it predates counts as its default), as flags."""
+        default, mine = HParamOptions(), self.hparams(env)
+        recorded = {**{k: float(v) for k, v in dataclasses.asdict(HParams.create()).items()}, **saved}
+        out = []
+        for f in dataclasses.fields(self):
+            moved = dataclasses.replace(default, **{f.name: getattr(self, f.name)}).hparams(env)
+            touched = [h for h, v in dataclasses.asdict(moved).items() if v != getattr(default.hparams(env), h)]
+            if any(abs(float(getattr(mine, h)) - recorded[h]) > 1e-6 * max(1.0, abs(recorded[h])) for h in touched):
+                out.append("--" + f.name.replace("_", "-"))
+        return out

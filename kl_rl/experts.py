@@ -62,3 +62,59 @@ def load_expert(path: str | Path) -> Expert:
         raise ExpertError(f"{path / 'params.msgpack'} has actor shapes that do not match its config.json")
     summary = json.loads((path / "summary.json").read_text())
     return Expert(cfg=cfg, sac=sac, actor_params=actor, summary=summary, path=path)
+
+
+@dataclass(frozen=True)
+class MadeDemonstrations:
+    expert: Expert
+    demos: Any  # kl_rl.demos.Demonstrations
+    path: Path  # the .npz written
+    trained_now: bool
+    train_seconds: float  # training (or loading) the expert
+    collect_seconds: float
+
+
+def make_demonstrations(env: str, expert_steps: int, hparams: Any, episodes: int, episode_length: int,
+                        noise_std: float, seed: int, data_dir: Path, retrain: bool = False, progress: bool = True,
+                        log: Callable[[str], Any] = print) -> MadeDemonstrations:
+    """What ``kl-rl demos`` does: train a SAC expert into ``data_dir/experts/<env>`` (or reuse a
+    finished one, or resume an interrupted one), then roll out ``episodes`` episodes of its
+    deterministic action plus Gaussian noise of std ``noise_std`` into ``data_dir/demos/<env>.npz``.
+    ``hparams``: a ``config.HParamOptions``."""
+    import shutil
+    import time
+
+    from kl_rl import demos as demos_lib
+    from kl_rl.loop import ResumeHelp, run
+
+    expert_dir = Path(data_dir) / "experts" / env
+    t0 = time.perf_counter()
+    finished = (expert_dir / "summary.json").exists()
+    if finished and not retrain:
+        log(f"reusing the expert in {expert_dir} (--retrain to train a new one)")
+    else:
+        resume = not finished and not retrain and any((expert_dir / "checkpoints").glob("*"))
+        if resume:
+            log(f"resuming the interrupted expert training in {expert_dir} (--retrain starts over)")
+        cfg = TrainConfig(env=env, total_steps=expert_steps).validate()
+        run(cfg, hparams.hparams(env), seed, expert_dir, eval_every=max(expert_steps // 10, 1), progress=progress,
+            overwrite=retrain, tensorboard=False, resume=resume,
+            resume_help=ResumeHelp("the same kl-rl demos command",
+                                   "pass the --expert-steps, --seed, --entropy-per-dim and --critic-lr it was "
+                                   "started with (see its config.json), or --retrain to start over"))
+        shutil.rmtree(expert_dir / "checkpoints", ignore_errors=True)  # resumable while training; not shipped
+    train_seconds = time.perf_counter() - t0
+    expert = load_expert(expert_dir)
+    vec_env = make_env(env, episodes, episode_length)
+    t1 = time.perf_counter()
+    collected = demos_lib.collect(
+        vec_env, expert.policy(), jax.random.key(seed + 1), noise_std,
+        metadata={"seed": seed, "expert_dir": str(expert_dir),
+                  "expert_train_steps": int(expert.summary["env_steps"]),
+                  "expert_return": float(expert.summary["eval_return"]),
+                  "expert_train_seconds": float(expert.summary.get("train_seconds_total",
+                                                                   expert.summary.get("train_seconds", float("nan"))))},
+    )
+    path = demos_lib.save(collected, Path(data_dir) / "demos" / env)
+    return MadeDemonstrations(expert, collected, path, not finished or retrain, train_seconds,
+                              time.perf_counter() - t1)

@@ -86,3 +86,33 @@ def get_prior(kind: str, data: demos_lib.Demonstrations, demos_path: Path, num_d
     if entry is not None:
         priors.save(prior, entry, info=info)
     return prior, {"source": "fitted", **info}
+
+
+def demos_and_prior(cfg: Any, demos_path: Path | None = None, num_demos: int | None = None,
+                    prior_options: Any = None, prior_cache: str | None = None, prior_path: Path | None = None,
+                    seed: int = 0) -> tuple[Any, tuple[Any, Any] | None, dict[str, Any], float | None]:
+    """What a run of ``cfg`` (a TrainConfig) needs besides its settings: (prior, (demo
+    observations [N, o], demo actions [N, a]), the config record of where both came from, the
+    demonstrations' mean return); Nones for plain SAC. ``prior_options``: a
+    ``priors.PriorOptions`` (None: each kind's defaults and the env's preset kernel)."""
+    if not cfg.uses_demos:
+        return None, None, {}, None
+    import numpy as np
+
+    from kl_rl.envs import make_env
+
+    env = make_env(cfg.env, 1, cfg.episode_length or 1000)
+    data, path = load_demos(cfg.env, env.obs_size, env.action_size, demos_path, num_demos)
+    demo_return = float(data.episode_returns.mean())
+    extra = {"demos": {"path": str(path), "num_episodes": data.num_episodes, "num_steps": data.num_steps,
+                       "mean_return": demo_return}}
+    prior = None
+    if cfg.uses_prior:
+        print(f"prior: {cfg.prior} on {data.num_episodes} demonstration episodes of {path} ...", flush=True)
+        options = priors.kind_options(prior_options, cfg.prior, cfg.env)
+        prior, info = get_prior(cfg.prior, data, path, num_demos, options, seed, prior_cache, prior_path)
+        seconds = info.get("fit_seconds")
+        print(f"prior: {info['source']}" + (f" ({seconds:.1f} s)" if seconds and info["source"] == "fitted" else ""),
+              flush=True)
+        extra["prior"] = info
+    return prior, (np.asarray(data.observations), np.asarray(data.actions)), extra, demo_return

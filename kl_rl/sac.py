@@ -5,11 +5,11 @@ TD target from the target critics, the actor minimizes alpha log pi - min Q unde
 as they were before this update, alpha follows automatic entropy tuning, and the target critics
 track the critics by Polyak averaging with rate tau.
 
-With a behavioral prior pi0 (algos nppac and kl, docs/method.md section 1) log pi
-becomes the one-sample KL estimate log pi - log pi0 in both the actor loss and the critic
-target, alpha is the fixed ``hparams.alpha``, and pi0 is evaluated inside the update from the
-prior pytree. ``pretrain_step`` fits the actor to pi0 (KL) or to the demonstrated actions
-(behavioral cloning) before online training.
+What regularizes the actor is a penalty chosen once, when the learner is built
+(``kl_rl.penalties``): SAC's tuned entropy bonus (sac, bc-sac), or the one-sample KL toward the
+behavioral prior pi0 with the fixed weight ``hparams.alpha`` (nppac, kl; docs/method.md section
+1). ``pretrain_step`` minimizes the penalty's pretraining objective (KL toward pi0, or
+behavioral cloning) before online training.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from kl_rl import losses, priors
+from kl_rl import losses
 from kl_rl.buffer import Transition
 from kl_rl.config import HParams, TrainConfig
-from kl_rl.distributions import deterministic_action, sample_tanh_gaussian, tanh_gaussian_log_prob
+from kl_rl.distributions import deterministic_action, sample_tanh_gaussian
 from kl_rl.networks import Actor, Critics
+from kl_rl.penalties import PENALTIES
 
 Params = Any
 
@@ -54,9 +55,10 @@ class SAC:
         self.critics = Critics(cfg.hidden_sizes, cfg.num_critics)
         # Adam without a learning rate: the rate is applied from HParams so a sweep can vmap it.
         self.optimizer = optax.scale_by_adam()
-        self.uses_prior = cfg.uses_prior
+        self.penalty = PENALTIES[cfg.algo](self)  # what the actor is regularized by: chosen once, here
+        self.uses_prior = self.penalty.uses_prior
         names = ["critic_loss", "actor_loss", "alpha", "entropy", "q_mean", "actor_grad_norm", "critic_grad_norm"]
-        names += ["kl_mean", "kl_max", "prior_std_mean", "prior_std_min"] if self.uses_prior else ["alpha_loss"]
+        names += list(self.penalty.metric_names)
         # How each update metric combines over an epoch's updates.
         self.metric_reductions = {n: ("max" if n.endswith("_max") else "min" if n.endswith("_min") else "mean")
                                   for n in names}
@@ -97,7 +99,7 @@ class SAC:
         mean, _ = self.actor.apply(actor_params, obs)
         return deterministic_action(mean)
 
-    def _apply_adam(self, params, grads, opt_state, lr):
+    def apply_adam(self, params, grads, opt_state, lr):
         updates, opt_state = self.optimizer.update(grads, opt_state)
         params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
         return params, opt_state
@@ -112,25 +114,18 @@ class SAC:
         are and updates only the critics: the critic warm-up of a pretrained actor."""
         if (prior is not None) != self.uses_prior:
             raise ValueError(f"algo {self.cfg.algo} {'needs' if self.uses_prior else 'takes no'} prior")
+        penalty_of = self.penalty
         key_next, key_pi = jax.random.split(key)
-        alpha = hparams.alpha if self.uses_prior else jnp.exp(agent.log_alpha)
+        alpha = penalty_of.weight(agent, hparams)
 
         # Critic target, from the target critics at a fresh next action.
         next_mean, next_log_std = self.actor.apply(agent.actor_params, batch.next_obs)
         next_action, next_log_prob = sample_tanh_gaussian(key_next, next_mean, next_log_std)
         next_q = self.critics.apply(agent.target_critic_params, batch.next_obs, next_action).min(0)
-        if self.uses_prior:  # the entropy bonus becomes the KL penalty: log pi - log pi0
-            if batch.prior is not None:  # stored with the transition: [B, 4, a]
-                mean0, std0, next_mean0, next_std0 = (batch.prior[:, i] for i in range(4))
-            else:
-                mean0, std0 = priors.predict(prior, batch.obs)
-                next_mean0, next_std0 = priors.predict(prior, batch.next_obs)
-            scale0, next_scale0 = self.prior_scale(std0), self.prior_scale(next_std0)
-            next_log_prob = losses.kl_estimate(next_log_prob,
-                                               losses.prior_log_prob(next_action, next_mean0, next_scale0))
-        target_alpha = alpha if (self.cfg.charges_kl_in_target or not self.uses_prior) else jnp.zeros_like(alpha)
+        moments = penalty_of.moments(batch, prior)
+        next_penalty = penalty_of.next_penalty(next_log_prob, next_action, moments)
         target = losses.soft_td_target(
-            batch.reward, batch.terminated, next_q, next_log_prob, target_alpha, hparams.gamma
+            batch.reward, batch.terminated, next_q, next_penalty, penalty_of.target_weight(alpha), hparams.gamma
         )
 
         def critic_objective(critic_params):
@@ -141,14 +136,10 @@ class SAC:
             mean, log_std = self.actor.apply(actor_params, batch.obs)
             action, log_prob = sample_tanh_gaussian(key_pi, mean, log_std)
             q = self.critics.apply(agent.critic_params, batch.obs, action).min(0)
-            penalty = log_prob
-            if self.uses_prior:
-                penalty = losses.kl_estimate(log_prob, losses.prior_log_prob(action, mean0, scale0))
+            penalty = penalty_of.actor_penalty(log_prob, action, moments)
             loss = losses.actor_loss(penalty, q, alpha)
-            if self.uses_prior and self.cfg.mean_action_weight:
-                loss = loss + alpha * self.cfg.mean_action_weight * losses.mean_action_loss(
-                    deterministic_action(mean), mean0, scale0)
-            return loss, (log_prob, penalty)
+            extra = penalty_of.extra_actor_loss(mean, moments, alpha)
+            return (loss if extra is None else loss + extra), (log_prob, penalty)
 
         (critic_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(
             agent.critic_params
@@ -157,10 +148,10 @@ class SAC:
             agent.actor_params
         )
 
-        critic_params, critic_opt_state = self._apply_adam(
+        critic_params, critic_opt_state = self.apply_adam(
             agent.critic_params, critic_grads, agent.critic_opt_state, hparams.critic_lr
         )
-        actor_params, actor_opt_state = self._apply_adam(
+        actor_params, actor_opt_state = self.apply_adam(
             agent.actor_params, actor_grads, agent.actor_opt_state, hparams.actor_lr
         )
         metrics = {
@@ -172,18 +163,8 @@ class SAC:
             "actor_grad_norm": optax.global_norm(actor_grads),
             "critic_grad_norm": optax.global_norm(critic_grads),
         }
-        if self.uses_prior:  # alpha is fixed; the KL and the prior's std are the diagnostics
-            log_alpha, alpha_opt_state = agent.log_alpha, agent.alpha_opt_state
-            metrics.update(kl_mean=jnp.mean(penalty), kl_max=jnp.max(penalty),
-                           prior_std_mean=jnp.mean(std0), prior_std_min=jnp.min(std0))
-        else:
-            alpha_loss, alpha_grad = jax.value_and_grad(losses.temperature_loss)(
-                agent.log_alpha, log_prob, self.target_entropy(hparams)
-            )
-            log_alpha, alpha_opt_state = self._apply_adam(
-                agent.log_alpha, alpha_grad, agent.alpha_opt_state, hparams.alpha_lr
-            )
-            metrics["alpha_loss"] = alpha_loss
+        log_alpha, alpha_opt_state, penalty_metrics = penalty_of.finish(agent, hparams, log_prob, penalty, moments)
+        metrics.update(penalty_metrics)
         keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(learn_actor, n, o), new, old)  # noqa: E731
         actor_params, actor_opt_state = keep((actor_params, actor_opt_state),
                                              (agent.actor_params, agent.actor_opt_state))
@@ -213,19 +194,10 @@ class SAC:
 
         def objective(actor_params):
             mean, log_std = self.actor.apply(actor_params, obs)
-            if self.uses_prior:
-                mean0, std0 = prior_moments
-                scale0 = self.prior_scale(std0)
-                action, log_prob = sample_tanh_gaussian(key, mean, log_std)
-                loss = losses.pretrain_kl_loss(log_prob, losses.prior_log_prob(action, mean0, scale0))
-                if self.cfg.mean_action_weight:
-                    loss = loss + self.cfg.mean_action_weight * losses.mean_action_loss(
-                        deterministic_action(mean), mean0, scale0)
-                return loss
-            return losses.behavior_cloning_loss(tanh_gaussian_log_prob(actions, mean, log_std))
+            return self.penalty.pretrain_loss(mean, log_std, actions, key, prior_moments)
 
         loss, grads = jax.value_and_grad(objective)(agent.actor_params)
-        actor_params, actor_opt_state = self._apply_adam(
+        actor_params, actor_opt_state = self.apply_adam(
             agent.actor_params, grads, agent.actor_opt_state, hparams.actor_lr
         )
         return agent.replace(actor_params=actor_params, actor_opt_state=actor_opt_state), loss

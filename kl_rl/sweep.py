@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +24,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from kl_rl.config import HParams, TrainConfig
-from kl_rl.driver import check_finite, prepare_run_dir, save_params
-from kl_rl.metrics_log import MetricsWriter, to_python
+from kl_rl.loop import Layout, train_runs
+from kl_rl.run_folder import check_resumable, prepare_run_dir, write_json_atomic
 from kl_rl.train import Trainer
 
 HPARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
@@ -98,7 +97,8 @@ class SweepResult:
 
 
 class SweepPrograms:
-    """The vmapped, jitted and sharded programs of one static configuration."""
+    """The vmapped, jitted and sharded programs of one static configuration (``loop.Programs``
+    over a run axis, padded to a multiple of the device count)."""
 
     def __init__(self, cfg: TrainConfig, devices: Sequence[jax.Device] | None = None):
         self.trainer = Trainer(cfg)
@@ -106,14 +106,40 @@ class SweepPrograms:
         mesh = Mesh(np.asarray(self.devices), ("runs",))
         self.sharding = NamedSharding(mesh, PartitionSpec("runs"))
         t = self.trainer
-        self.init = jax.jit(jax.vmap(t.init, in_axes=(0, 0, None)), out_shardings=self.sharding)
-        self.pretrain = jax.jit(jax.vmap(t.pretrain, in_axes=(0, 0, None, None)), out_shardings=self.sharding)
-        self.epoch = jax.jit(jax.vmap(t.epoch), out_shardings=self.sharding, donate_argnums=0)
-        self.evaluate = jax.jit(jax.vmap(t.evaluate), out_shardings=self.sharding)
+        self._init = jax.jit(jax.vmap(t.init, in_axes=(0, 0, None)), out_shardings=self.sharding)
+        self._pretrain = jax.jit(jax.vmap(t.pretrain, in_axes=(0, 0, None, None)), out_shardings=self.sharding)
+        self._epoch = jax.jit(jax.vmap(t.epoch), out_shardings=self.sharding, donate_argnums=0)
+        self._evaluate = jax.jit(jax.vmap(t.evaluate), out_shardings=self.sharding)
+
+    def padded_count(self, count: int) -> int:
+        return count + (-count) % len(self.devices)
+
+    def init(self, seeds: Sequence[int], hparams: HParams, prior: Any) -> Any:
+        seeds = list(seeds) + [seeds[-1]] * (self.padded_count(len(seeds)) - len(seeds))
+        return self._init(self.place(jax.vmap(jax.random.key)(jnp.asarray(seeds))), hparams, prior)
+
+    def pretrain(self, state: Any, hparams: HParams, obs: Any, actions: Any) -> tuple[Any, Any]:
+        return self._pretrain(state, hparams, jnp.asarray(obs), jnp.asarray(actions))
+
+    def compile(self, state: Any, hparams: HParams) -> None:
+        self._epoch = self._epoch.lower(state, hparams).compile()
+        self._evaluate = self._evaluate.lower(state).compile()
+
+    def epoch(self, state: Any, hparams: HParams) -> tuple[Any, dict[str, Any]]:
+        return self._epoch(state, hparams)
+
+    def evaluate(self, state: Any) -> dict[str, Any]:
+        return self._evaluate(state)
 
     def place(self, tree: Any) -> Any:
         """Puts arrays with a leading run axis on the devices, split along that axis."""
         return jax.device_put(tree, self.sharding)
+
+    def fetch(self, tree: Any) -> Any:
+        return fetch(tree)
+
+    def per_run(self, tree: Any, count: int) -> list[Any]:
+        return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(count)]
 
 
 def fetch(tree: Any) -> Any:
@@ -141,121 +167,108 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
               demos: tuple[np.ndarray, np.ndarray] | None = None, devices: Sequence[jax.Device] | None = None,
               overwrite: bool = False, programs: SweepPrograms | None = None, checkpoint_every: int = 10,
               keep_checkpoints: int = 3, resume: bool = False) -> SweepResult:
-    """Trains every run of ``runs`` together. With ``sweep_dir`` writes, per run,
-    ``<sweep_dir>/<run.name>/metrics.jsonl``, ``params.msgpack``, ``summary.json`` and
-    ``config.json`` (the same files as ``kl-rl train``, TensorBoard aside), and in ``sweep_dir``
-    ``sweep.json``, the prior and orbax checkpoints of the whole vmapped state (after pretraining,
-    every ``checkpoint_every`` epochs, at the end, on Ctrl-C; single-host only). ``resume``
-    continues ``sweep_dir`` from its latest checkpoint."""
-    from rich.progress import Progress
-
-    from kl_rl import checkpoint
-    from kl_rl.driver import ConfigChangedError, SigintFlag, truncate_metrics, write_json_atomic
-
+    """Trains every run of ``runs`` together (``loop.train_runs`` over a run axis). With
+    ``sweep_dir`` writes one run folder per run, ``<sweep_dir>/<run.name>/`` (the files of
+    ``kl-rl train``, TensorBoard aside), and in ``sweep_dir`` ``sweep.json``, the prior and the
+    orbax checkpoints of the whole vmapped state (single-host only). ``resume`` continues
+    ``sweep_dir`` from its latest checkpoint."""
+    cfg = cfg.validate()  # the env's preset filled in before it is recorded
     programs = programs or SweepPrograms(cfg, devices)
-    all_runs = padded(runs, len(programs.devices))
-    n_real = len(runs)
-    run_dirs: list[Path] = []
-    writers: list[MetricsWriter] = []
+    padded_runs = padded(runs, len(programs.devices))
     writes = sweep_dir is not None and jax.process_index() == 0  # one writer when several hosts run the sweep
     record = sweep_record(cfg, base, runs, eval_every)
+    run_dirs = [Path(sweep_dir) / run.name for run in runs] if sweep_dir is not None else []
     if resume:
-        saved = Path(sweep_dir) / "sweep.json"
-        if not saved.exists():
-            raise ConfigChangedError(f"{sweep_dir} is not a kl-rl sweep folder (no sweep.json); "
-                                     "check the --resume path")
-        if json.loads(saved.read_text()) != record:
-            raise ConfigChangedError(f"cannot resume {sweep_dir} with a changed sweep (config, grid, seeds or "
-                                     "eval-every differ from its sweep.json); start a new sweep")
-        run_dirs = [Path(sweep_dir) / run.name for run in runs] if writes else []
+        check_resumable(Path(sweep_dir) / "sweep.json", record, "sweep", "start a new sweep")
     elif writes:
-        for run in runs:
-            run_dir = prepare_run_dir(Path(sweep_dir) / run.name, overwrite)
+        for run, run_dir in zip(runs, run_dirs, strict=True):
+            prepare_run_dir(run_dir, overwrite)
             hp = {name: float(getattr(base, name)) for name in HPARAM_NAMES} | dict(run.overrides)
             write_json_atomic(run_dir / "config.json", {"config": dataclasses.asdict(cfg), "hparams": hp,
                                                         "seed": run.seed, "eval_every": eval_every,
                                                         "sweep": str(sweep_dir)})
-            run_dirs.append(run_dir)
         prepare_run_dir(Path(sweep_dir), overwrite)  # clears old checkpoints / prior of the sweep itself
         write_json_atomic(Path(sweep_dir) / "sweep.json", record)
         if prior is not None:
             from kl_rl import priors
 
             priors.save(prior, Path(sweep_dir) / "prior")
-    keys = programs.place(jax.vmap(jax.random.key)(jnp.asarray([r.seed for r in all_runs])))
-    hparams = programs.place(stacked_hparams(base, all_runs))
-    result = SweepResult(runs=runs, rows=[[] for _ in runs])
-    t0 = time.perf_counter()
-    state = programs.init(keys, hparams, prior)
-    ckpt = checkpoint.manager(Path(sweep_dir), keep_checkpoints) if writes and jax.process_count() == 1 else None
-    if resume:
-        if ckpt is None:
-            raise ConfigChangedError("resuming a sweep needs its folder and a single host")
-        state, loop = checkpoint.restore(Path(sweep_dir), state)
-        state = programs.place(state)
-        result.rows = [truncate_metrics(d / "metrics.jsonl", loop["epoch"]) for d in run_dirs]
-        start, next_eval = loop["epoch"], loop["next_eval"]
-    elif cfg.uses_demos and cfg.pretrain_epochs:
-        state, _ = programs.pretrain(state, hparams, *map(jnp.asarray, demos))
-    result.compile_seconds = time.perf_counter() - t0
-    writers = [MetricsWriter(d, tensorboard=False) for d in run_dirs]
-    interrupted = SigintFlag()
-    t_train = time.perf_counter()
-    try:
-        if not resume:
-            _log(result, writers, {"epoch": 0, "env_steps": 0, "grad_steps": 0}, fetch(programs.evaluate(state)),
-                 n_real)
-            start, next_eval = 0, eval_every
-            if ckpt is not None:
-                checkpoint.save(ckpt, 0, state, {"epoch": 0, "next_eval": next_eval})
-        with Progress(disable=not progress) as bar, interrupted:
-            task = bar.add_task(f"{cfg.env} sweep ({n_real} runs)", total=cfg.num_epochs, completed=start)
-            for index in range(start, cfg.num_epochs):
-                state, metrics = programs.epoch(state, hparams)
-                metrics = fetch(metrics)
-                evaluation = {}
-                last_epoch = index + 1 == cfg.num_epochs
-                if metrics["env_steps"][0] >= next_eval or last_epoch:
-                    next_eval += eval_every
-                    evaluation = fetch(programs.evaluate(state))
-                _log(result, writers, {"epoch": index + 1, **metrics,
-                                       "wall_seconds": time.perf_counter() - t_train}, evaluation, n_real)
-                for i in range(n_real):  # one non-finite run stops every run of the program
-                    check_finite({k: v[i] for k, v in metrics.items()}, index + 1, runs[i].name)
-                due = checkpoint_every and (index + 1) % checkpoint_every == 0
-                if ckpt is not None and (due or last_epoch or interrupted.raised):
-                    checkpoint.save(ckpt, index + 1, state, {"epoch": index + 1, "next_eval": next_eval})
-                if interrupted.raised:
-                    raise KeyboardInterrupt(f"interrupted after epoch {index + 1}" + (
-                        f"; checkpoint saved, continue with --resume {sweep_dir}" if ckpt is not None else ""))
-                bar.update(task, advance=1)
-    finally:
-        for writer in writers:
-            writer.close()
-        if ckpt is not None:
-            ckpt.close()
-    result.train_seconds = time.perf_counter() - t_train
-    result.state = state
-    host_state = fetch(state) if run_dirs else None
-    for i, run_dir in enumerate(run_dirs):
-        one = jax.tree.map(lambda x, i=i: x[i], host_state)
-        save_params(one, run_dir / "params.msgpack")
-        final = result.rows[i][-1]
-        write_json_atomic(run_dir / "summary.json", {
-            "env": cfg.env, "algo": cfg.algo, "seed": runs[i].seed, "overrides": dict(runs[i].overrides),
-            "env_steps": final["env_steps"], "compile_seconds": result.compile_seconds,
-            "train_seconds": result.train_seconds, "resumed": resume,
-            **{k: v for k, v in final.items() if k.startswith("eval_")}})
-    return result
+    layout = Layout(Path(sweep_dir), run_dirs) if sweep_dir is not None else None
+    out = train_runs(programs, cfg, stacked_hparams(base, padded_runs), [r.seed for r in runs],
+                     [r.name for r in runs], layout, eval_every=eval_every, prior=prior, demos=demos, resume=resume,
+                     progress=progress, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+                     summaries=[{"overrides": dict(r.overrides)} for r in runs],
+                     description=f"{cfg.env} sweep ({len(runs)} runs)")
+    return SweepResult(runs=runs, rows=out.rows, state=out.state, compile_seconds=out.compile_seconds,
+                       train_seconds=out.train_seconds)
 
 
-def _log(result: SweepResult, writers: list[MetricsWriter], metrics: dict[str, Any], evaluation: dict[str, Any],
-         n_real: int) -> None:
-    """Splits run-axis metrics into one row per (real) run and writes them."""
-    for i in range(n_real):
-        row = {k: to_python(v[i]) if np.ndim(v) else to_python(v) for k, v in metrics.items()}
-        row.update({k: to_python(v[i]) for k, v in evaluation.items()})
-        result.rows[i].append(row)
-        if writers:
-            writers[i].write(row, step=row["env_steps"])
+@dataclass
+class LabelResult:
+    """One static choice of ``sweep_labels``: its folder, config, runs and results."""
 
+    label: str
+    cfg: TrainConfig
+    sweep_dir: Path
+    result: SweepResult
+    demo_return: float | None
+
+
+def label_config(base: TrainConfig, label: str) -> TrainConfig:
+    """``algo[:prior]`` applied to ``base``, validated (one-line ValueError)."""
+    algo, _, prior = label.partition(":")
+    return dataclasses.replace(base, algo=algo, prior=prior or "gp").validate()
+
+
+def sweep_labels(base: TrainConfig, labels: Sequence[str], runs: list[SweepRun], root: Path, *,
+                 hparams: Any = None, demos: Path | None = None, num_demos: int | None = None,
+                 prior_options: Any = None, prior_cache: str | None = None, prior_path: Path | None = None,
+                 eval_every: int = 5_000, overwrite: bool = False, progress: bool = True,
+                 checkpoint_every: int = 10, keep_checkpoints: int = 3) -> list[LabelResult]:
+    """What ``kl-rl sweep`` runs: every static choice (``algo[:prior]``) as its own program, one
+    after the other, each over the same ``runs``, into ``root`` (or ``root/<label>`` when there
+    are several), each with summary.csv / summary.md / curves.png. ``hparams``: a
+    ``config.HParamOptions`` for the values the grid does not set. Every label is checked before
+    anything is fitted or trains."""
+    from kl_rl.config import HParamOptions
+    from kl_rl.prior_source import demos_and_prior
+    from kl_rl.sweep_summary import write_sweep_summary
+
+    configs = [(label, label_config(base, label)) for label in labels]
+    out = []
+    for label, cfg in configs:
+        prior, demo_arrays, _, demo_return = demos_and_prior(cfg, demos, num_demos, prior_options, prior_cache,
+                                                             prior_path, 0)
+        sweep_dir = root / label.replace(":", "-") if len(configs) > 1 else root
+        result = run_sweep(cfg, (hparams or HParamOptions()).hparams(cfg.env), runs, sweep_dir, eval_every=eval_every,
+                           progress=progress, prior=prior, demos=demo_arrays, overwrite=overwrite,
+                           checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints)
+        write_sweep_summary(sweep_dir, label, cfg, runs, result.rows)
+        out.append(LabelResult(label, cfg, sweep_dir, result, demo_return))
+    return out
+
+
+def resume_sweeps(folder: Path, progress: bool = True, checkpoint_every: int = 10,
+                  keep_checkpoints: int = 3) -> list[LabelResult]:
+    """Continues every sweep folder at or under ``folder`` (one per static choice) from its
+    latest checkpoint, with its saved sweep.json."""
+    from kl_rl import priors
+    from kl_rl.config import HParams, config_from_json
+    from kl_rl.run_folder import ConfigChangedError
+    from kl_rl.sweep_summary import write_sweep_summary
+
+    folders = [folder] if (folder / "sweep.json").exists() else sorted(p.parent for p in folder.glob("*/sweep.json"))
+    if not folders:
+        raise ConfigChangedError(f"{folder} is not a kl-rl sweep folder (no sweep.json); check the --resume path")
+    out = []
+    for one in folders:
+        record = json.loads((one / "sweep.json").read_text())
+        cfg = config_from_json(record["config"]).validate()
+        runs = runs_from_record(record)
+        prior = priors.load(one / "prior") if cfg.uses_prior else None
+        result = run_sweep(cfg, HParams.create(**record["hparams"]), runs, one, eval_every=record["eval_every"],
+                           progress=progress, prior=prior, checkpoint_every=checkpoint_every,
+                           keep_checkpoints=keep_checkpoints, resume=True)
+        write_sweep_summary(one, cfg.algo, cfg, runs, result.rows)
+        out.append(LabelResult(cfg.algo, cfg, one, result, None))
+    return out

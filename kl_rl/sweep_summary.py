@@ -8,12 +8,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
-from kl_rl.sweep import SweepRun
+if TYPE_CHECKING:
+    from kl_rl.sweep import SweepRun
+
 
 
 def eval_curve(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -115,3 +117,11 @@ def curves_figure(runs: Sequence[SweepRun], rows: Sequence[Sequence[dict[str, An
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, Path(path))
+
+
+def write_sweep_summary(sweep_dir: Path, label: str, cfg: Any, runs: Sequence[SweepRun],
+                        rows: Sequence[Sequence[dict[str, Any]]]) -> Path:
+    """summary.csv, summary.md and curves.png of one finished sweep folder; returns summary.md."""
+    _, md = write_summary(sweep_dir, summarize(runs, rows))
+    curves_figure(runs, rows, sweep_dir / "curves.png", title=f"{cfg.env} · {label}")
+    return md

@@ -27,7 +27,7 @@ _RUN = """
 import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from common import run_brax_sac
+from harness import run_brax_sac
 from kl_rl import compile_cache
 compile_cache.enable(sys.argv[2])
 deadline = time.monotonic() - 1.0 if sys.argv[4] == "stop" else None

@@ -13,7 +13,7 @@ import pytest
 from kl_rl import losses
 from kl_rl.config import HParams
 from kl_rl.distributions import gaussian_log_prob, sample_tanh_gaussian
-from kl_rl.driver import NonFiniteError, run
+from kl_rl.loop import NonFiniteError, run
 from kl_rl.train import Trainer
 
 

@@ -170,15 +170,15 @@ def test_interrupted_expert_training_resumes_through_demos(workdir):
 
 def test_run_folders_from_before_a_setting_resume_with_its_default(tmp_path):
     from kl_rl.config import HParams, TrainConfig
-    from kl_rl.driver import ConfigChangedError, check_same_config, to_python_tree
+    from kl_rl.run_folder import ConfigChangedError, check_resumable, to_python_tree
 
     def record(hparams: HParams) -> dict:
-        return {"config": dataclasses.asdict(TrainConfig(env="pointmass")), "hparams": to_python_tree(hparams),
-                "seed": 0, "eval_every": 100}
+        return {"config": dataclasses.asdict(TrainConfig(env="pointmass").validate()),
+                "hparams": to_python_tree(hparams), "seed": 0, "eval_every": 100}
 
     old = json.loads(json.dumps(record(HParams.create())))
     del old["hparams"]["entropy_per_dim"]  # written before the setting existed
     (tmp_path / "config.json").write_text(json.dumps(old))
-    check_same_config(tmp_path, record(HParams.create()))  # the default: the same program
+    check_resumable(tmp_path / "config.json", record(HParams.create()), "run", "")  # the default: the same program
     with pytest.raises(ConfigChangedError, match=r"changed config \(hparams.entropy_per_dim\)"):
-        check_same_config(tmp_path, record(HParams.create(entropy_per_dim=-0.5)))
+        check_resumable(tmp_path / "config.json", record(HParams.create(entropy_per_dim=-0.5)), "run", "")

@@ -11,7 +11,7 @@ from kl_rl.buffer import Transition
 from kl_rl.config import HParams, TrainConfig
 from kl_rl.sac import SAC
 
-CFG = TrainConfig(env="pointmass", hidden_sizes=(32, 32))
+CFG = TrainConfig(env="pointmass", hidden_sizes=(32, 32)).validate()
 
 
 @pytest.fixture(scope="module")

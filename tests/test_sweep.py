@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from kl_rl.config import HParams
-from kl_rl.driver import NonFiniteError
+from kl_rl.loop import NonFiniteError
 from kl_rl.sweep import expand, padded, parse_grid, run_sweep, stacked_hparams
 from kl_rl.sweep_summary import aggregate, summarize, write_summary
 from kl_rl.train import Trainer

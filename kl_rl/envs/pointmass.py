@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from brax.envs.base import Env, State
+
+from kl_rl.envs import _import_brax
+
+_import_brax()  # quietly, before brax.envs.base loads the package
+from brax.envs.base import Env, State  # noqa: E402
 
 _DT = 0.1
 _BOX = 2.0

@@ -15,8 +15,12 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
-from brax.envs.base import Env, State
-from flax import struct
+
+from kl_rl.envs import _import_brax
+
+_import_brax()  # quietly, before brax.envs.base loads the package
+from brax.envs.base import Env, State  # noqa: E402
+from flax import struct  # noqa: E402
 
 
 @struct.dataclass

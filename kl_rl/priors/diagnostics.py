@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from kl_rl.priors import Prior, predict
-from kl_rl.priors.common import gaussian_nll, standardizer
+from kl_rl.priors.base import gaussian_nll, standardizer
 
 _PREDICT = jax.jit(predict)  # one compiled program per prior kind and batch shape, shared by every call
 PROBE_SCALES: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)

@@ -34,8 +34,9 @@ import optax
 from flax import struct
 from jax.scipy.linalg import solve_triangular
 
-from kl_rl.priors.common import LOG_2PI, PriorError, standardize, standardizer
+from kl_rl.priors.base import LOG_2PI, PriorError, standardize, standardizer
 from kl_rl.priors.kernels import KERNELS, kernel_matrix
+from kl_rl.priors.registry import PriorKind, register
 
 MIN_NOISE_VAR = 1e-6
 
@@ -309,3 +310,8 @@ def posterior(hyp: dict[str, Any], x: np.ndarray, y: np.ndarray, obs_mean: np.nd
             var_basis=cast(basis), var_weights=cast(var_weights), kernel=kernel)
     chex.assert_tree_all_finite(prior)
     return prior
+
+
+register(PriorKind("gp", GPOptions, GPPrior, fit, predict,
+                   flags={"kernel": "kernel", "num_inducing": "num_inducing", "gp_method": "method",
+                          "gp_steps": "steps", "fit_points": "fit_points", "x64": "x64"}))

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +25,8 @@ import numpy as np
 import optax
 from flax import struct
 
-from kl_rl.priors.common import PriorError, gaussian_nll, standardize, standardizer
+from kl_rl.priors.base import PriorError, gaussian_nll, standardize, standardizer
+from kl_rl.priors.registry import PriorKind, register
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
@@ -54,6 +56,7 @@ class EnsembleOptions(MLPOptions):
     """Options of the deep ensemble."""
 
     num_members: int = 5
+    """Ensemble members, each trained from its own initialization."""
 
     def validate(self) -> None:
         super().validate()
@@ -66,6 +69,7 @@ class DropoutOptions(MLPOptions):
     """Options of the MC-dropout MLP."""
 
     dropout_rate: float = 0.1
+    """Dropout rate after each hidden layer, in training and in prediction."""
     num_passes: int = 20
     """Stochastic forward passes averaged by ``predict``."""
 
@@ -234,3 +238,13 @@ def fit(kind: str, key: jax.Array, observations: np.ndarray, actions: np.ndarray
     if not np.isfinite(final_loss):
         raise PriorError(f"the {kind} prior's training diverged (non-finite loss); lower the learning rate")
     return prior, {"final_train_nll": final_loss, "fit_seconds": time.perf_counter() - start}
+
+
+_MLP_FLAGS = {"mlp_steps": "steps"}
+register(PriorKind("mlp", MLPOptions, MLPPrior, functools.partial(fit, "mlp"), predict, _MLP_FLAGS))
+register(PriorKind("ensemble", EnsembleOptions, EnsemblePrior, functools.partial(fit, "ensemble"), predict,
+                   {**_MLP_FLAGS, "num_members": "num_members"}))
+register(PriorKind("dropout", DropoutOptions, DropoutPrior, functools.partial(fit, "dropout"), predict,
+                   {**_MLP_FLAGS, "dropout_rate": "dropout_rate", "num_passes": "num_passes"}))
+register(PriorKind("floor", FloorOptions, MLPPrior, functools.partial(fit, "floor"), predict,
+                   {**_MLP_FLAGS, "min_std": "min_std"}))

@@ -14,12 +14,9 @@ import numpy as np
 from flax import serialization
 
 import kl_rl
-from kl_rl.priors.common import PriorError
-from kl_rl.priors.gp import GPPrior
-from kl_rl.priors.mlp import DropoutPrior, EnsemblePrior, MLPPrior
+from kl_rl.priors.base import PriorError
+from kl_rl.priors.registry import KINDS
 
-_CLASSES: dict[str, type] = {"gp": GPPrior, "mlp": MLPPrior, "floor": MLPPrior, "ensemble": EnsemblePrior,
-                             "dropout": DropoutPrior}
 FORMAT = "kl_rl.prior/1"
 
 
@@ -84,12 +81,12 @@ def load_with_metadata(path: str | Path, obs_size: int | None = None,
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise PriorError(f"cannot read the prior at {npz.parent}: {err.__class__.__name__}: {err}; "
                          "re-fit it with `kl-rl fit-prior`") from None
-    if metadata.get("format") != FORMAT or metadata.get("kind") not in _CLASSES:
+    if metadata.get("format") != FORMAT or metadata.get("kind") not in KINDS:
         raise PriorError(f"{meta} is not a kl_rl prior (format {metadata.get('format')!r}); re-fit it with "
                          "`kl-rl fit-prior`")
     static = {k: (tuple(v) if isinstance(v, list) else v) for k, v in metadata["static"].items()}
     try:
-        prior = _CLASSES[metadata["kind"]](**_unflatten(flat), **static)
+        prior = KINDS[metadata["kind"]].prior_class(**_unflatten(flat), **static)
     except TypeError as err:
         raise PriorError(f"the prior at {npz.parent} is incomplete ({err}); re-fit it") from None
     for name, want, have in (("observation", obs_size, metadata["obs_size"]),
@@ -109,6 +106,8 @@ def load(path: str | Path, obs_size: int | None = None, action_size: int | None 
 
 
 def _action_size(prior: Any) -> int:
-    if isinstance(prior, GPPrior):
-        return int(np.shape(prior.amplitudes)[0])
-    return int(prior.action_size)
+    """The action dimension of any kind: the shape of its prediction at one state."""
+    import jax
+
+    obs = jax.ShapeDtypeStruct((1, int(np.shape(prior.obs_mean)[0])), np.float32)
+    return int(jax.eval_shape(KINDS[prior.kind].predict, prior, obs)[0].shape[1])

@@ -5,7 +5,7 @@ Both are timed side by side in one process, interleaved round by round (medians)
 machine is shared and noisy. Each timed call runs 16 updates, or 16 predictions on 16 different
 batches, in one jitted scan, as the training loop does.
 
-    python benchmarks/priors.py [--demos data/demos/halfcheetah.npz] [--kinds gp mlp ...]
+    python benchmarks/prior_costs.py [--demos data/demos/halfcheetah.npz] [--kinds gp mlp ...]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table, write_json  # noqa: E402
+from harness import machine, table, write_json  # noqa: E402
 from throughput import _kl_rl_update_program  # noqa: E402
 
 from kl_rl import compile_cache, priors  # noqa: E402

@@ -48,9 +48,9 @@ def add_budget_args(parser: argparse.ArgumentParser, seeds: int = 3, total_steps
 
 def prior_options(args: argparse.Namespace):
     """The prior options of every fit: defaults, or tiny ones with --quick."""
-    from kl_rl.fit_prior import PriorOptionArgs
+    from kl_rl.priors import PriorOptions
 
-    return PriorOptionArgs(**QUICK_PRIOR_OPTIONS) if args.quick else PriorOptionArgs()
+    return PriorOptions(**QUICK_PRIOR_OPTIONS) if args.quick else PriorOptions()
 
 
 def resolve_out(args: argparse.Namespace) -> Path:
@@ -82,7 +82,7 @@ def finish(args: argparse.Namespace, name: str, text: str, payload: dict[str, An
            started: float | None = None) -> None:
     """Writes ``table.md`` (the command, the machine, the wall time, then ``text``) and
     ``<name>.json``, each via a temporary file so a kill leaves the old or the new file."""
-    from kl_rl.driver import write_json_atomic
+    from kl_rl.run_folder import write_json_atomic
 
     out = resolve_out(args)
     command = "python " + shlex.join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
@@ -98,7 +98,7 @@ def finish(args: argparse.Namespace, name: str, text: str, payload: dict[str, An
 def split_cpu() -> None:
     """One XLA host device per core, set before JAX starts its CPU backend, so the seeds of a
     sweep are sharded over the cores (measured faster than one vmapped device: benchmarks/sweep.py)."""
-    from kl_rl.sweep_cli import split_cpu_devices
+    from kl_rl.host_devices import split_cpu_devices
 
     split_cpu_devices(-1)
 
@@ -136,8 +136,8 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``. A label whose
     folder already holds a finished sweep of the same settings is read back instead of rerun,
     so an interrupted experiment resumes label by label. Returns label -> per-seed metric rows."""
-    from kl_rl.driver import NonFiniteError
-    from kl_rl.sweep_cli import SweepArgs, sweep
+    from kl_rl.loop import NonFiniteError
+    from kl_rl.sweep import expand, sweep_labels
 
     out = resolve_out(args)
     if args.quick:
@@ -155,10 +155,9 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         if not (finished and _same_sweep(sweep_dir, expected, seeds, eval_every)):
             diverged.unlink(missing_ok=True)
             try:
-                sweep(SweepArgs(config=label_cfg, seeds=seeds, demos=demos, num_demos=num_demos,
-                                prior_options=prior_options(args), eval_every=eval_every, sweep_name=name,
-                                runs_dir=out / "runs", overwrite=True, progress=False,
-                                checkpoint_every=0 if args.quick else 10))
+                sweep_labels(label_cfg, [label], expand(range(seeds), {}), sweep_dir, demos=demos,
+                             num_demos=num_demos, prior_options=prior_options(args), eval_every=eval_every,
+                             overwrite=True, progress=False, checkpoint_every=0 if args.quick else 10)
             except NonFiniteError as err:  # the pathology itself: a result, not a crash of the experiment
                 diverged.write_text(json.dumps({"error": str(err)}))
                 print(f"{label}: diverged ({err})", flush=True)

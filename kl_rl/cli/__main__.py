@@ -1,0 +1,5 @@
+import sys
+
+from kl_rl.cli import main
+
+sys.exit(main())
