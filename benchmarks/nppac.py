@@ -23,7 +23,7 @@ from kl_rl import compile_cache  # noqa: E402
 from kl_rl.config import HParams, TrainConfig  # noqa: E402
 from kl_rl.envs import preset  # noqa: E402
 from kl_rl.loop import run  # noqa: E402
-from kl_rl.prior_source import demos_and_prior  # noqa: E402
+from kl_rl.prior_source import Source, demos_and_prior  # noqa: E402
 from kl_rl.sweep_summary import area_under_curve  # noqa: E402
 
 DIAGNOSTICS = ("kl_mean", "kl_max", "actor_grad_norm", "critic_grad_norm", "prior_std_min", "q_mean")
@@ -39,7 +39,7 @@ def _config(label: str, args: argparse.Namespace) -> TrainConfig:
 def one_run(label: str, args: argparse.Namespace, seed: int) -> dict:
     cfg = _config(label, args)
     hparams = HParams.create(alpha=preset(cfg.env).alpha)
-    prior, demos, _, demo_return = demos_and_prior(cfg, args.demos, seed=seed)
+    prior, demos, _, demo_return = demos_and_prior(cfg, Source(demos=args.demos), seed=seed)
     run_dir = args.runs_dir / f"{label.replace(':', '-')}-s{seed}"
     result = run(cfg, hparams, seed, run_dir, eval_every=args.eval_every, progress=False, overwrite=True,
                  tensorboard=False, prior=prior, demos=demos)

@@ -137,6 +137,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     folder already holds a finished sweep of the same settings is read back instead of rerun,
     so an interrupted experiment resumes label by label. Returns label -> per-seed metric rows."""
     from kl_rl.loop import NonFiniteError
+    from kl_rl.prior_source import Source
     from kl_rl.sweep import expand, sweep_labels
 
     out = resolve_out(args)
@@ -155,8 +156,8 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         if not (finished and _same_sweep(sweep_dir, expected, seeds, eval_every)):
             diverged.unlink(missing_ok=True)
             try:
-                sweep_labels(label_cfg, [label], expand(range(seeds), {}), sweep_dir, demos=demos,
-                             num_demos=num_demos, prior_options=prior_options(args), eval_every=eval_every,
+                sweep_labels(label_cfg, [label], expand(range(seeds), {}), sweep_dir,
+                             source=Source(demos, num_demos, prior_options=prior_options(args)), eval_every=eval_every,
                              overwrite=True, progress=False, checkpoint_every=0 if args.quick else 10)
             except NonFiniteError as err:  # the pathology itself: a result, not a crash of the experiment
                 diverged.write_text(json.dumps({"error": str(err)}))

@@ -9,6 +9,7 @@ from a folder written by ``kl-rl fit-prior``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -88,29 +89,48 @@ def get_prior(kind: str, data: demos_lib.Demonstrations, demos_path: Path, num_d
     return prior, {"source": "fitted", **info}
 
 
-def demos_and_prior(cfg: Any, demos_path: Path | None = None, num_demos: int | None = None,
-                    prior_options: Any = None, prior_cache: str | None = None, prior_path: Path | None = None,
+@dataclasses.dataclass
+class Source:
+    """Where a run's demonstrations and prior come from (the same options on kl-rl train and sweep)."""
+
+    demos: Path | None = None
+    """Demonstrations for the prior and pretraining (default: data/demos/<env>.npz, shipped)."""
+    num_demos: int | None = None
+    """Use only the first N demonstration episodes (1: the single-demonstration question)."""
+    prior_path: Path | None = None
+    """Load the prior from a `kl-rl fit-prior` folder instead of fitting it."""
+    prior_options: priors.PriorOptions = dataclasses.field(default_factory=priors.PriorOptions)
+    prior_cache: str | None = None
+    """Folder caching fitted priors by demos hash and options ("" turns it off); default
+    ~/.cache/kl_rl/priors or env KL_RL_PRIOR_CACHE."""
+
+
+def demos_and_prior(cfg: Any, source: Source | None = None,
                     seed: int = 0) -> tuple[Any, tuple[Any, Any] | None, dict[str, Any], float | None]:
     """What a run of ``cfg`` (a TrainConfig) needs besides its settings: (prior, (demo
     observations [N, o], demo actions [N, a]), the config record of where both came from, the
-    demonstrations' mean return); Nones for plain SAC. ``prior_options``: a
-    ``priors.PriorOptions`` (None: each kind's defaults and the env's preset kernel)."""
+    demonstrations' mean return); Nones for plain SAC. ``source`` None: the shipped
+    demonstrations, each prior kind's defaults and the env's preset kernel."""
     if not cfg.uses_demos:
         return None, None, {}, None
     import numpy as np
 
     from kl_rl.envs import make_env
 
+    source = source or Source()
+    if source.num_demos is not None and source.num_demos < 1:
+        raise ValueError(f"num-demos must be >= 1 (got {source.num_demos})")
     env = make_env(cfg.env, 1, cfg.episode_length or 1000)
-    data, path = load_demos(cfg.env, env.obs_size, env.action_size, demos_path, num_demos)
+    data, path = load_demos(cfg.env, env.obs_size, env.action_size, source.demos, source.num_demos)
     demo_return = float(data.episode_returns.mean())
     extra = {"demos": {"path": str(path), "num_episodes": data.num_episodes, "num_steps": data.num_steps,
                        "mean_return": demo_return}}
     prior = None
     if cfg.uses_prior:
         print(f"prior: {cfg.prior} on {data.num_episodes} demonstration episodes of {path} ...", flush=True)
-        options = priors.kind_options(prior_options, cfg.prior, cfg.env)
-        prior, info = get_prior(cfg.prior, data, path, num_demos, options, seed, prior_cache, prior_path)
+        options = priors.kind_options(source.prior_options, cfg.prior, cfg.env)
+        prior, info = get_prior(cfg.prior, data, path, source.num_demos, options, seed, source.prior_cache,
+                                source.prior_path)
         seconds = info.get("fit_seconds")
         print(f"prior: {info['source']}" + (f" ({seconds:.1f} s)" if seconds and info["source"] == "fitted" else ""),
               flush=True)

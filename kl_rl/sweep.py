@@ -221,14 +221,13 @@ def label_config(base: TrainConfig, label: str) -> TrainConfig:
 
 
 def sweep_labels(base: TrainConfig, labels: Sequence[str], runs: list[SweepRun], root: Path, *,
-                 hparams: Any = None, demos: Path | None = None, num_demos: int | None = None,
-                 prior_options: Any = None, prior_cache: str | None = None, prior_path: Path | None = None,
-                 eval_every: int = 5_000, overwrite: bool = False, progress: bool = True,
-                 checkpoint_every: int = 10, keep_checkpoints: int = 3) -> list[LabelResult]:
+                 hparams: Any = None, source: Any = None, eval_every: int = 5_000, overwrite: bool = False,
+                 progress: bool = True, checkpoint_every: int = 10, keep_checkpoints: int = 3) -> list[LabelResult]:
     """What ``kl-rl sweep`` runs: every static choice (``algo[:prior]``) as its own program, one
     after the other, each over the same ``runs``, into ``root`` (or ``root/<label>`` when there
     are several), each with summary.csv / summary.md / curves.png. ``hparams``: a
-    ``config.HParamOptions`` for the values the grid does not set. Every label is checked before
+    ``config.HParamOptions`` for the values the grid does not set; ``source``: a
+    ``prior_source.Source`` (None: the shipped demonstrations, default prior options). Every label is checked before
     anything is fitted or trains."""
     from kl_rl.config import HParamOptions
     from kl_rl.prior_source import demos_and_prior
@@ -237,8 +236,7 @@ def sweep_labels(base: TrainConfig, labels: Sequence[str], runs: list[SweepRun],
     configs = [(label, label_config(base, label)) for label in labels]
     out = []
     for label, cfg in configs:
-        prior, demo_arrays, _, demo_return = demos_and_prior(cfg, demos, num_demos, prior_options, prior_cache,
-                                                             prior_path, 0)
+        prior, demo_arrays, _, demo_return = demos_and_prior(cfg, source, 0)
         sweep_dir = root / label.replace(":", "-") if len(configs) > 1 else root
         result = run_sweep(cfg, (hparams or HParamOptions()).hparams(cfg.env), runs, sweep_dir, eval_every=eval_every,
                            progress=progress, prior=prior, demos=demo_arrays, overwrite=overwrite,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,3 +110,53 @@ def test_bad_options_are_one_line_errors(call, message):
 def test_predict_checks_observation_width(toy_priors):
     with pytest.raises(AssertionError):
         priors.predict(toy_priors["mlp"], jnp.zeros((3, 2)))
+
+
+def test_a_registered_kind_is_fitted_predicted_stored_and_trained_with(tmp_path, pointmass_demos):
+    """A new kind is one ``register`` call: fit, predict, storage and TrainConfig follow."""
+    import dataclasses as dc
+
+    from flax import struct
+
+    from kl_rl.config import TrainConfig
+    from kl_rl.priors import registry
+
+    @dc.dataclass(frozen=True)
+    class ConstantOptions:
+        std: float = 0.5
+        """The predictive std everywhere."""
+
+    @struct.dataclass
+    class ConstantPrior:
+        obs_mean: jax.Array
+        mean: jax.Array  # [act_dim]
+        std: jax.Array  # [act_dim]
+        kind: str = struct.field(pytree_node=False, default="constant")
+
+    def fit(key, obs, act, options):
+        return ConstantPrior(jnp.asarray(obs.mean(0), jnp.float32), jnp.asarray(act.mean(0), jnp.float32),
+                             jnp.full(act.shape[1], options.std, jnp.float32)), {"fit_seconds": 0.0}
+
+    def predict(prior, obs):
+        return (jnp.broadcast_to(prior.mean, (obs.shape[0], prior.mean.shape[0])),
+                jnp.broadcast_to(prior.std, (obs.shape[0], prior.std.shape[0])))
+
+    registry.register(registry.PriorKind("constant", ConstantOptions, ConstantPrior, fit, predict, {}))
+    try:
+        obs, act = pointmass_demos.observations, pointmass_demos.actions
+        prior, info = priors.fit_with_info("constant", jax.random.key(0), obs, act, std=0.25)
+        assert info["options"] == {"std": 0.25}
+        mean, std = priors.predict(prior, jnp.asarray(obs[:3]))
+        np.testing.assert_allclose(std, 0.25)
+        np.testing.assert_allclose(mean, np.broadcast_to(np.asarray(act).mean(0), mean.shape), rtol=1e-5)
+        priors.save(prior, tmp_path / "p")
+        loaded, meta = priors.load_with_metadata(tmp_path / "p", obs_size=obs.shape[1], action_size=act.shape[1])
+        assert meta["kind"] == "constant" and meta["action_size"] == act.shape[1]
+        chex.assert_trees_all_close(loaded, prior)
+        assert TrainConfig(env="pointmass", algo="kl", prior="constant").validate().prior == "constant"
+        with pytest.raises(PriorError, match="unknown option"):
+            priors.options_for("constant", mean=1.0)
+    finally:
+        del registry.KINDS["constant"]
+    with pytest.raises(ValueError, match="unknown prior 'constant'"):
+        TrainConfig(env="pointmass", algo="kl", prior="constant").validate()

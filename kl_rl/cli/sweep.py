@@ -11,7 +11,7 @@ import tyro
 from kl_rl import compile_cache
 from kl_rl.config import HParamOptions, TrainConfig
 from kl_rl.host_devices import split_cpu_devices
-from kl_rl.priors import PriorOptions
+from kl_rl.prior_source import Source
 
 
 @dataclass
@@ -31,15 +31,7 @@ class SweepArgs:
     static: tuple[str, ...] = ()
     """Static choices run as separate programs one after the other, as algo[:prior], e.g.
     nppac kl:mlp sac (default: --algo with --prior)."""
-    demos: Path | None = None
-    """Demonstrations (default: data/demos/<env>.npz, shipped)."""
-    num_demos: int | None = None
-    """Use only the first N demonstration episodes."""
-    prior_path: Path | None = None
-    """Load the prior from a `kl-rl fit-prior` folder instead of fitting it."""
-    prior_options: Annotated[PriorOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=PriorOptions)
-    prior_cache: str | None = None
-    """Fitted-prior cache folder ("" turns it off); default ~/.cache/kl_rl/priors or KL_RL_PRIOR_CACHE."""
+    source: Annotated[Source, tyro.conf.OmitArgPrefixes] = field(default_factory=Source)
     eval_every: int = 5_000
     """Evaluate every run's deterministic policy every this many transitions (and at the end)."""
     sweep_name: str | None = None
@@ -104,9 +96,8 @@ def sweep(args: SweepArgs) -> int:
     runs = sweeps.expand(range(args.seeds), grid)
     root = args.runs_dir / (args.sweep_name or f"sweep-{args.config.env}-{args.config.algo}")
     console.print(f"{len(runs)} runs per static choice on {len(jax.devices())} device(s): {jax.devices()}")
-    done = sweeps.sweep_labels(args.config, labels, runs, root, hparams=args.hparams, demos=args.demos,
-                               num_demos=args.num_demos, prior_options=args.prior_options,
-                               prior_cache=args.prior_cache, prior_path=args.prior_path, eval_every=args.eval_every,
+    done = sweeps.sweep_labels(args.config, labels, runs, root, hparams=args.hparams, source=args.source,
+                               eval_every=args.eval_every,
                                overwrite=args.overwrite, progress=args.progress,
                                checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints)
     _show(console, done)

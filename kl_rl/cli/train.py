@@ -12,7 +12,7 @@ import tyro
 
 from kl_rl import compile_cache
 from kl_rl.config import HParamOptions, TrainConfig
-from kl_rl.priors import PriorOptions
+from kl_rl.prior_source import Source
 
 
 @dataclass
@@ -24,16 +24,7 @@ class TrainArgs:
     config: Annotated[TrainConfig, tyro.conf.OmitArgPrefixes] = field(
         default_factory=lambda: TrainConfig(algo="nppac"))
     hparams: Annotated[HParamOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=HParamOptions)
-    demos: Path | None = None
-    """Demonstrations for the prior and pretraining (default: data/demos/<env>.npz, shipped)."""
-    num_demos: int | None = None
-    """Use only the first N demonstration episodes (1: the single-demonstration question)."""
-    prior_path: Path | None = None
-    """Load the prior from a `kl-rl fit-prior` folder instead of fitting it."""
-    prior_options: Annotated[PriorOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=PriorOptions)
-    prior_cache: str | None = None
-    """Folder caching fitted priors by demos hash and options ("" turns it off); default
-    ~/.cache/kl_rl/priors or env KL_RL_PRIOR_CACHE."""
+    source: Annotated[Source, tyro.conf.OmitArgPrefixes] = field(default_factory=Source)
     seed: int = 0
     """Seed of every random choice in the run (same seed and machine: same numbers)."""
     eval_every: int = 5_000
@@ -68,8 +59,8 @@ def train(args: TrainArgs) -> int:
                          f"(got {args.checkpoint_every}, {args.keep_checkpoints})")
     if args.eval_every < 1:
         raise ValueError(f"eval-every must be >= 1 (got {args.eval_every})")
-    if args.num_demos is not None and args.num_demos < 1:
-        raise ValueError(f"num-demos must be >= 1 (got {args.num_demos})")
+    if args.source.num_demos is not None and args.source.num_demos < 1:
+        raise ValueError(f"num-demos must be >= 1 (got {args.source.num_demos})")
     compile_cache.enable(args.compile_cache)
     from kl_rl.loop import run
     from kl_rl.prior_source import demos_and_prior
@@ -80,8 +71,7 @@ def train(args: TrainArgs) -> int:
         run_dir = prepare_run_dir(args.runs_dir / args.run_name, args.overwrite)  # fail before fitting
     else:
         run_dir = fresh_run_dir(args.runs_dir, f"{cfg.env}-{cfg.algo}-s{args.seed}")
-    prior, demos, extra, demo_return = demos_and_prior(cfg, args.demos, args.num_demos, args.prior_options,
-                                                       args.prior_cache, args.prior_path, args.seed)
+    prior, demos, extra, demo_return = demos_and_prior(cfg, args.source, args.seed)
     result = run(cfg, hparams, args.seed, run_dir, eval_every=args.eval_every,
                  progress=args.progress, overwrite=args.overwrite, prior=prior, demos=demos, extra_config=extra,
                  checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints)

@@ -37,12 +37,11 @@ class CompareSpec:
 
 def check(args: CompareSpec) -> list[str]:
     """The kinds to fit (``prior`` first); one-line PriorError on a bad kind or count."""
-    from kl_rl.priors import KINDS, PriorError
+    from kl_rl.priors import PriorError, registry
 
     kinds = [args.prior] + [k for k in args.compare if k != args.prior]
     for kind in kinds:
-        if kind not in KINDS:
-            raise PriorError(f"unknown prior '{kind}'; choose one of {', '.join(KINDS)}")
+        registry.get(kind)  # one-line PriorError for an unknown kind
     if args.holdout_episodes < 0 or args.rollout_episodes < 0:
         raise PriorError("holdout-episodes and rollout-episodes must be >= 0")
     if args.num_demos is not None and args.num_demos < 1:
