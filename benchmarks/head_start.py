@@ -13,7 +13,8 @@ its checkpoint in ``--runs-dir``. Two invocations (e.g. one per core, with diffe
 share one --out. Every invocation rebuilds the table (``table.md``) and ``head_start.json`` from
 all the records there. ``--set name=value`` changes a TrainConfig field (e.g. the reference's
 recipe: warmup_actions=random critic_warmup=0 mean_action_weight=0 kl_in_target=True) and ``--alpha`` the KL
-weight; records of other settings are refused at the start rather than mixed into one table.
+weight; records that ran another program (another resolved config, e.g. after a preset changed) are
+refused at the start rather than mixed into one table.
 """
 
 from __future__ import annotations
@@ -71,6 +72,18 @@ def settings(args: argparse.Namespace) -> dict[str, object]:
 
 def config_for(env: str, args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(env=env, algo="nppac", total_steps=args.total_steps, **args.overrides).validate()
+
+
+def ran_otherwise(record: dict, args: argparse.Namespace) -> bool:
+    """Whether ``record`` ran another program than this invocation would for its env: another
+    resolved config (a default or preset changed since, or other --set values), KL weight or
+    evaluation interval. Old records' configs are read with the settings they ran with."""
+    from kl_rl.config import config_from_json
+
+    normal = lambda cfg: json.loads(json.dumps(dataclasses.asdict(cfg)))  # noqa: E731
+    alpha = args.alpha if args.alpha is not None else preset(record["env"]).alpha
+    return (normal(config_from_json(record["config"]).validate()) != normal(config_for(record["env"], args))
+            or record["alpha"] != alpha or record["settings"]["eval_every"] != args.eval_every)
 
 
 def one_run(env: str, seed: int, args: argparse.Namespace) -> dict:
@@ -166,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(err))
     args.out.mkdir(parents=True, exist_ok=True)
     existing = [json.loads(p.read_text()) for p in sorted(args.out.glob("*-s*.json"))]
-    clash = [r for r in existing if r["settings"] != json.loads(json.dumps(settings(args)))]
+    clash = [r for r in existing if ran_otherwise(r, args)]
     if clash and not args.report_only:
-        parser.error(f"{args.out} holds records of other settings ({clash[0]['settings']}); "
-                     "pass another --out or the same settings")
+        parser.error(f"{args.out} holds records that ran other settings ({clash[0]['env']}-s{clash[0]['seed']}: "
+                     f"{clash[0]['settings']}, or a default changed since); pass another --out or move them")
     compile_cache.enable(str(compile_cache.DEFAULT_DIR))
     if not args.report_only:
         for env in args.envs:
@@ -189,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = ", ".join(f"{r['env']}-s{r['seed']}" for r in records)
     (args.out / "table.md").write_text(
         f"Built from the records in `{args.out}` ({labels}), each written by `python benchmarks/head_start.py "
-        f"--envs ENV --seeds SEED` with settings {json.dumps(records[0]['settings']) if records else '-'}; "
+        f"--envs ENV --seeds SEED` with settings {json.dumps(settings(args))}; "
         f"rebuild with `python benchmarks/head_start.py --report-only --out {args.out}`.\n\n"
         f"Machine: {records[0]['machine'] if records else machine()}\n\n"
         f"Wall time per run (pretraining, compiling, training, evaluations): {min(walls, default=0):.0f}-"

@@ -14,8 +14,6 @@ from flax import struct
 
 ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac")
 WARMUP_ACTIONS: tuple[str, ...] = ("auto", "random", "policy")
-# Critic-only transitions after the warm-up when the actor starts pretrained (docs/head_start.md).
-DEFAULT_CRITIC_WARMUP = 5_000
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -35,12 +33,12 @@ class TrainConfig:
     """Transitions collected before gradient updates start (by --warmup-actions)."""
     warmup_actions: str = "auto"
     """Who acts during the first learning-starts transitions: random (uniform actions), policy
-    (the actor as it is, as the reference and Brax's SAC do) or auto (policy when the actor was
-    pretrained on demonstrations, random otherwise)."""
+    (the actor as it is, as the reference and Brax's SAC do) or auto (when the actor was
+    pretrained on demonstrations, the env's preset: policy, random on halfcheetah; else random)."""
     critic_warmup: int | None = None
     """Transitions after learning-starts during which only the critics learn; the actor (and
     SAC's temperature) wait, so a pretrained actor first meets a critic fitted to its own data.
-    Default (None): 5000 when the actor was pretrained, else 0."""
+    Default (None): the env's preset when the actor was pretrained (5000; 0 on halfcheetah), else 0."""
     utd: int = 1
     """Update-to-data ratio: gradient updates per environment transition."""
     batch_size: int | None = None
@@ -84,18 +82,24 @@ class TrainConfig:
     predicting them for every minibatch: same numbers, far less prior work per update."""
 
     def validate(self) -> TrainConfig:
-        """Returns the config with the env's preset filled in where a setting is None
-        (episode_length, batch_size), or raises a one-line ``ValueError`` naming every bad setting."""
+        """Returns the config with every setting left to the env's preset resolved (episode_length,
+        batch_size, kl_in_target, warmup_actions auto, critic_warmup), so that a run's record says
+        what it ran, or raises a one-line ``ValueError`` naming every bad setting."""
         from kl_rl.envs import preset
 
         env_preset = preset(self.env)
-        if self.episode_length is None or self.batch_size is None:
+        if None in (self.episode_length, self.batch_size, self.kl_in_target, self.critic_warmup) or (
+                self.warmup_actions == "auto" and self.algo in ALGOS):
             pick = lambda value, default: default if value is None else value  # noqa: E731
-            return dataclasses.replace(self, episode_length=pick(self.episode_length, env_preset.episode_length),
-                                       batch_size=pick(self.batch_size, env_preset.batch_size)).validate()
+            return dataclasses.replace(
+                self, episode_length=pick(self.episode_length, env_preset.episode_length),
+                batch_size=pick(self.batch_size, env_preset.batch_size), kl_in_target=self.charges_kl_in_target,
+                critic_warmup=self.critic_warmup_steps,
+                warmup_actions=self.warmup_actions if self.warmup_actions != "auto"
+                else "policy" if self.warmup_with_policy else "random").validate()
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algo '{self.algo}'; choose one of: {', '.join(ALGOS)}")
-        from kl_rl.priors import KINDS as prior_kinds
+        from kl_rl.priors import REGISTRY as prior_kinds
 
         if self.prior not in prior_kinds:
             raise ValueError(f"unknown prior '{self.prior}'; choose one of: {', '.join(prior_kinds)}")
@@ -149,14 +153,20 @@ class TrainConfig:
     @property
     def warmup_with_policy(self) -> bool:
         """The warm-up transitions come from the actor rather than uniform random actions."""
-        return self.warmup_actions == "policy" or (self.warmup_actions == "auto" and self.pretrains)
+        if self.warmup_actions == "auto":
+            from kl_rl.envs import preset
+
+            return self.pretrains and preset(self.env).pretrained_warmup_actions == "policy"
+        return self.warmup_actions == "policy"
 
     @property
     def critic_warmup_steps(self) -> int:
         """Transitions after ``learning_starts`` with critic-only updates (``critic_warmup`` resolved)."""
         if self.critic_warmup is not None:
             return self.critic_warmup
-        return DEFAULT_CRITIC_WARMUP if self.pretrains else 0
+        from kl_rl.envs import preset
+
+        return preset(self.env).pretrained_critic_warmup if self.pretrains else 0
 
     @property
     def charges_kl_in_target(self) -> bool:
@@ -198,6 +208,11 @@ def config_from_json(raw: dict) -> TrainConfig:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     if "warmup_actions" not in raw:  # written before the head-start fixes: the reference's recipe
         raw = {**raw, "warmup_actions": "random", "critic_warmup": 0, "mean_action_weight": 0.0, "kl_in_target": True}
+    pretrains = raw.get("algo", "sac") != "sac" and raw.get("pretrain_epochs", 400) > 0
+    if raw.get("warmup_actions") == "auto":  # recorded before settings were resolved: auto meant this then
+        raw = {**raw, "warmup_actions": "policy" if pretrains else "random"}
+    if "critic_warmup" in raw and raw["critic_warmup"] is None:
+        raw = {**raw, "critic_warmup": 5_000 if pretrains else 0}
     return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known})
 
 

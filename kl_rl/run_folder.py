@@ -110,13 +110,14 @@ def run_record(cfg: Any, hparams: Any, seed: int, eval_every: int) -> dict[str, 
 def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """The settings of ``current`` that differ from a saved record (config.json or sweep.json).
     ``config`` and ``hparams`` are compared field by field; a field a folder predates counts as
-    its default (``config_from_json`` gives the head-start settings the recipe of their time)."""
+    its default (``config_from_json`` gives old folders the settings they ran with)."""
     from kl_rl.config import HParams, config_from_json
 
-    defaults = json.loads(json.dumps({"config": dataclasses.asdict(config_from_json(saved.get("config", {}))),
-                                      "hparams": to_python_tree(HParams.create())}))
+    saved = {**saved, "config": dataclasses.asdict(config_from_json(saved.get("config", {})).validate())}
+    saved = json.loads(json.dumps(saved))  # as recorded today: old folders' defaults and presets resolved
+    defaults = {"hparams": to_python_tree(HParams.create())}
     changed = [f"{section}.{k}" for section in ("config", "hparams") for k in current.get(section, {})
-               if saved.get(section, {}).get(k, defaults[section].get(k)) != current[section][k]]
+               if saved.get(section, {}).get(k, defaults.get(section, {}).get(k)) != current[section][k]]
     return changed + [k for k in current if k not in ("config", "hparams") and saved.get(k) != current[k]]
 
 

@@ -3,12 +3,16 @@ one-line refusals (exit 2, before anything is fitted or compiled)."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from kl_rl.config import TrainConfig
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -71,10 +75,25 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
 def test_records_of_other_settings_are_refused(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    other = {**_record("hopper", 0, [1, 2]), "settings": {"total_steps": 1000, "eval_every": 5000,
-                                                          "overrides": {}, "alpha": None}}
+    config = dataclasses.asdict(TrainConfig(env="hopper", algo="nppac", total_steps=1000).validate())
+    other = {**_record("hopper", 0, [1, 2]), "config": config, "alpha": 3.0,
+             "settings": {"total_steps": 1000, "eval_every": 5000, "overrides": {}, "alpha": None}}
     (out / "hopper-s0.json").write_text(json.dumps(other))
     proc = _cli("--envs", "hopper", "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 2
-    assert "holds records of other settings" in proc.stderr.strip().splitlines()[-1]
+    assert "holds records that ran other settings (hopper-s0" in proc.stderr.strip().splitlines()[-1]
     assert sorted(p.name for p in out.iterdir()) == ["hopper-s0.json"]  # nothing written or run
+
+
+def test_a_record_is_judged_by_the_program_it_ran():
+    args = argparse.Namespace(total_steps=50_000, overrides={}, alpha=None, eval_every=5000)
+    default = dataclasses.asdict(head_start.config_for("halfcheetah", args))
+    record = {"env": "halfcheetah", "alpha": 0.1, "settings": {"eval_every": 5000}}
+    assert not head_start.ran_otherwise({**record, "config": default}, args)
+    # Made when halfcheetah's preset warmed up with the policy (recorded as auto before resolution).
+    before = {**default, "warmup_actions": "auto", "critic_warmup": None, "kl_in_target": None}
+    assert head_start.ran_otherwise({**record, "config": before}, args)
+    # The same program asked for explicitly then is the default now.
+    explicit = {**default, "warmup_actions": "random", "critic_warmup": 0}
+    assert not head_start.ran_otherwise({**record, "config": explicit}, args)
+    assert head_start.ran_otherwise({**record, "config": default, "alpha": 0.3}, args)

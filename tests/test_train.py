@@ -144,16 +144,33 @@ def test_warmup_actions_come_from_the_asked_source(tiny_cfg, hparams, mode):
         assert actions.min() < -0.5 and actions.max() > 0.5 and abs(actions.mean()) < 0.2
 
 
-def test_warmup_defaults_follow_pretraining(tiny_cfg):
-    from kl_rl.config import DEFAULT_CRITIC_WARMUP
+def test_warmup_defaults_follow_pretraining_and_the_env_preset(tiny_cfg):
+    from kl_rl.envs import preset
 
     pretrained = dataclasses.replace(tiny_cfg, algo="nppac")
-    assert pretrained.warmup_with_policy and pretrained.critic_warmup_steps == DEFAULT_CRITIC_WARMUP
+    assert pretrained.warmup_with_policy
+    assert pretrained.critic_warmup_steps == preset("pointmass").pretrained_critic_warmup == 5_000
     assert not tiny_cfg.warmup_with_policy and tiny_cfg.critic_warmup_steps == 0  # sac: SAC's usual start
     cold = dataclasses.replace(pretrained, pretrain_epochs=0)
     assert not cold.warmup_with_policy and cold.critic_warmup_steps == 0
     reference = dataclasses.replace(pretrained, warmup_actions="random", critic_warmup=0)
     assert not reference.warmup_with_policy and reference.critic_warmup_steps == 0
+    cheetah = dataclasses.replace(pretrained, env="halfcheetah")  # its preset: SAC's random warm-up, no critic warm-up
+    assert not cheetah.warmup_with_policy and cheetah.critic_warmup_steps == 0
+    # validate() records what will run: the preset's choices resolved, explicit options kept.
+    resolved = pretrained.validate()
+    assert (resolved.warmup_actions, resolved.critic_warmup, resolved.kl_in_target) == ("policy", 5_000, True)
+    assert cheetah.validate().warmup_actions == "random" and cheetah.validate().critic_warmup == 0
+    assert dataclasses.replace(cheetah, warmup_actions="policy").validate().warmup_actions == "policy"
+
+
+def test_run_folders_from_before_resolution_resume_with_their_recipe():
+    from kl_rl.config import config_from_json
+
+    old = {"env": "halfcheetah", "algo": "nppac", "warmup_actions": "auto", "critic_warmup": None,
+           "mean_action_weight": 1.0, "kl_in_target": None}  # recorded before settings were resolved
+    cfg = config_from_json(old).validate()
+    assert (cfg.warmup_actions, cfg.critic_warmup, cfg.kl_in_target) == ("policy", 5_000, True)
 
 
 def test_critic_warmup_holds_the_actor_while_the_critics_learn(tiny_cfg, hparams):
