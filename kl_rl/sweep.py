@@ -122,14 +122,13 @@ class SweepPrograms:
         return self._pretrain(state, hparams, jnp.asarray(obs), jnp.asarray(actions))
 
     def compile(self, state: Any, hparams: HParams) -> None:
-        self._epoch = self._epoch.lower(state, hparams).compile()
-        self._evaluate = self._evaluate.lower(state).compile()
+        self._compiled = (self._epoch.lower(state, hparams).compile(), self._evaluate.lower(state).compile())
 
     def epoch(self, state: Any, hparams: HParams) -> tuple[Any, dict[str, Any]]:
-        return self._epoch(state, hparams)
+        return self._compiled[0](state, hparams)
 
     def evaluate(self, state: Any) -> dict[str, Any]:
-        return self._evaluate(state)
+        return self._compiled[1](state)
 
     def place(self, tree: Any) -> Any:
         """Puts arrays with a leading run axis on the devices, split along that axis."""
