@@ -88,15 +88,15 @@ class TrainConfig:
         from kl_rl.envs import preset
 
         env_preset = preset(self.env)
-        if None in (self.episode_length, self.batch_size, self.kl_in_target, self.critic_warmup) or (
-                self.warmup_actions == "auto" and self.algo in ALGOS):
-            pick = lambda value, default: default if value is None else value  # noqa: E731
-            return dataclasses.replace(
-                self, episode_length=pick(self.episode_length, env_preset.episode_length),
-                batch_size=pick(self.batch_size, env_preset.batch_size), kl_in_target=self.charges_kl_in_target,
-                critic_warmup=self.critic_warmup_steps,
-                warmup_actions=self.warmup_actions if self.warmup_actions != "auto"
-                else "policy" if self.warmup_with_policy else "random").validate()
+        pick = lambda value, default: default if value is None else value  # noqa: E731
+        resolved = dataclasses.replace(
+            self, episode_length=pick(self.episode_length, env_preset.episode_length),
+            batch_size=pick(self.batch_size, env_preset.batch_size), kl_in_target=self.charges_kl_in_target,
+            critic_warmup=self.critic_warmup_steps,
+            warmup_actions=self.warmup_actions if self.warmup_actions != "auto"
+            else "policy" if self.warmup_with_policy else "random")
+        if resolved != self:
+            return resolved.validate()
         if self.algo not in ALGOS:
             raise ValueError(f"unknown algo '{self.algo}'; choose one of: {', '.join(ALGOS)}")
         from kl_rl.priors import REGISTRY as prior_kinds

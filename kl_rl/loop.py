@@ -203,7 +203,7 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
 
     def evaluation() -> list[dict[str, Any]]:
         ev = programs.per_run(programs.fetch(programs.evaluate(state)), n)
-        return [{k: to_python(v) for k, v in one.items()} for one in ev[:n]]
+        return [{k: to_python(v) for k, v in one.items()} for one in ev]
 
     def shown(rows_now: list[dict[str, Any]]) -> str:
         returns = [r["eval_return"] for r in rows_now if r.get("eval_return") is not None]
@@ -213,8 +213,8 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
         if resume:
             result.rows = rows if rows else result.rows
             start, next_eval = loop["epoch"], loop["next_eval"]
-            last_return = shown([[r for r in run if r.get("eval_return") is not None][-1] for run in result.rows
-                                 if any(r.get("eval_return") is not None for r in run)])
+            evaluated = [[r for r in run if r.get("eval_return") is not None] for run in result.rows]
+            last_return = shown([run[-1] for run in evaluated if run])
         else:
             # The untrained (or pretrained) policy's evaluation anchors the learning curve at step 0.
             first = [{"epoch": 0, "env_steps": 0, "grad_steps": 0, "wall_seconds": 0.0, **ev} for ev in evaluation()]
@@ -235,7 +235,7 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
             for index in range(start, cfg.num_epochs):
                 t = time.perf_counter()
                 state, metrics = programs.epoch(state, hparams)
-                metrics = programs.per_run(programs.fetch(metrics), n)[:n]
+                metrics = programs.per_run(programs.fetch(metrics), n)
                 seconds = time.perf_counter() - t
                 timing = {"epoch_seconds": seconds, "env_steps_per_s": cfg.env_steps_per_epoch / seconds,
                           "wall_seconds": wall_before + time.perf_counter() - t_train}

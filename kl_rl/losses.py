@@ -67,11 +67,6 @@ def kl_estimate(log_prob: jax.Array, prior_log_prob: jax.Array) -> jax.Array:
     return log_prob - prior_log_prob
 
 
-def pretrain_kl_loss(log_prob: jax.Array, prior_log_prob: jax.Array) -> jax.Array:
-    """Pretraining objective on demonstration states: mean_s KL(pi(.|s) || pi0(.|s)). [B] -> []."""
-    return jnp.mean(kl_estimate(log_prob, prior_log_prob))
-
-
 def mean_action_loss(action: jax.Array, prior_mean: jax.Array, prior_std: jax.Array,
                      edge: float = 1e-2) -> jax.Array:
     """mean_s 1/2 sum_d ((a_d - clip(mu0_d)) / sigma0_d)^2: how far, in pi0's std, the actor's

@@ -118,15 +118,14 @@ class KLPenalty:
 
     def pretrain_loss(self, mean: jax.Array, log_std: jax.Array, actions: jax.Array, key: jax.Array,
                       prior_moments: Any) -> jax.Array:
-        """KL(pi || pi0) on the demonstration states, plus the mean-action term."""
+        """The actor loss's penalty terms without Q (alpha 1): KL(pi || pi0) on the demonstration
+        states plus the mean-action term."""
         mean0, std0 = prior_moments
-        scale0 = self.sac.prior_scale(std0)
+        moments = (mean0, self.sac.prior_scale(std0))
         action, log_prob = sample_tanh_gaussian(key, mean, log_std)
-        loss = losses.pretrain_kl_loss(log_prob, losses.prior_log_prob(action, mean0, scale0))
-        if self.cfg.mean_action_weight:
-            loss = loss + self.cfg.mean_action_weight * losses.mean_action_loss(
-                deterministic_action(mean), mean0, scale0)
-        return loss
+        loss = jnp.mean(self.actor_penalty(log_prob, action, moments))
+        extra = self.extra_actor_loss(mean, moments, 1.0)
+        return loss if extra is None else loss + extra
 
 
 PENALTIES: dict[str, type] = {"sac": EntropyPenalty, "bc-sac": EntropyPenalty, "nppac": KLPenalty, "kl": KLPenalty}

@@ -118,9 +118,7 @@ def demos_and_prior(cfg: Any, source: Source | None = None,
     from kl_rl.envs import make_env
 
     source = source or Source()
-    if source.num_demos is not None and source.num_demos < 1:
-        raise ValueError(f"num-demos must be >= 1 (got {source.num_demos})")
-    env = make_env(cfg.env, 1, cfg.episode_length or 1000)
+    env = make_env(cfg.env, 1)  # for its observation and action sizes
     data, path = load_demos(cfg.env, env.obs_size, env.action_size, source.demos, source.num_demos)
     demo_return = float(data.episode_returns.mean())
     extra = {"demos": {"path": str(path), "num_episodes": data.num_episodes, "num_steps": data.num_steps,

@@ -121,13 +121,18 @@ def changed_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[str
     return changed + [k for k in current if k not in ("config", "hparams") and saved.get(k) != current[k]]
 
 
+def read_record(record_path: Path, what: str) -> dict[str, Any]:
+    """A folder's record (config.json of a run, sweep.json of a sweep); one line when it is missing."""
+    if not record_path.exists():
+        raise ConfigChangedError(f"{record_path.parent} is not a kl-rl {what} folder (no {record_path.name}); "
+                                 "check the --resume path")
+    return json.loads(record_path.read_text())
+
+
 def check_resumable(record_path: Path, current: dict[str, Any], what: str, if_changed: str) -> None:
     """Refuses, with one line, to resume a folder without its record or with changed settings."""
     folder = record_path.parent
-    if not record_path.exists():
-        raise ConfigChangedError(f"{folder} is not a kl-rl {what} folder (no {record_path.name}); "
-                                 "check the --resume path")
-    changed = changed_settings(json.loads(record_path.read_text()), json.loads(json.dumps(current)))
+    changed = changed_settings(read_record(record_path, what), json.loads(json.dumps(current)))
     if changed:
         raise ConfigChangedError(f"cannot resume {folder} with a changed config ({', '.join(changed)}); {if_changed}")
 

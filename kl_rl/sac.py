@@ -165,10 +165,11 @@ class SAC:
         }
         log_alpha, alpha_opt_state, penalty_metrics = penalty_of.finish(agent, hparams, log_prob, penalty, moments)
         metrics.update(penalty_metrics)
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(learn_actor, n, o), new, old)  # noqa: E731
-        actor_params, actor_opt_state = keep((actor_params, actor_opt_state),
-                                             (agent.actor_params, agent.actor_opt_state))
-        log_alpha, alpha_opt_state = keep((log_alpha, alpha_opt_state), (agent.log_alpha, agent.alpha_opt_state))
+        if learn_actor is not True:  # a traced flag: hold the actor and the temperature where it is False
+            keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(learn_actor, n, o), new, old)  # noqa: E731
+            actor_params, actor_opt_state = keep((actor_params, actor_opt_state),
+                                                 (agent.actor_params, agent.actor_opt_state))
+            log_alpha, alpha_opt_state = keep((log_alpha, alpha_opt_state), (agent.log_alpha, agent.alpha_opt_state))
         target_critic_params = optax.incremental_update(
             critic_params, agent.target_critic_params, hparams.tau
         )

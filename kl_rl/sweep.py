@@ -82,8 +82,8 @@ def stacked_hparams(base: HParams, runs: Sequence[SweepRun]) -> HParams:
     return HParams(**{name: jnp.asarray(v) for name, v in values.items()})
 
 
-def padded(runs: list[SweepRun], num_devices: int) -> list[SweepRun]:
-    """Runs padded with copies of the last one to a multiple of ``num_devices``."""
+def padded(runs: list[Any], num_devices: int) -> list[Any]:
+    """Runs (or their seeds) padded with copies of the last one to a multiple of ``num_devices``."""
     return runs + [runs[-1]] * ((-len(runs)) % num_devices)
 
 
@@ -111,12 +111,9 @@ class SweepPrograms:
         self._epoch = jax.jit(jax.vmap(t.epoch), out_shardings=self.sharding, donate_argnums=0)
         self._evaluate = jax.jit(jax.vmap(t.evaluate), out_shardings=self.sharding)
 
-    def padded_count(self, count: int) -> int:
-        return count + (-count) % len(self.devices)
-
     def init(self, seeds: Sequence[int], hparams: HParams, prior: Any) -> Any:
-        seeds = list(seeds) + [seeds[-1]] * (self.padded_count(len(seeds)) - len(seeds))
-        return self._init(self.place(jax.vmap(jax.random.key)(jnp.asarray(seeds))), hparams, prior)
+        keys = jax.vmap(jax.random.key)(jnp.asarray(padded(list(seeds), len(self.devices))))
+        return self._init(self.place(keys), hparams, prior)
 
     def pretrain(self, state: Any, hparams: HParams, obs: Any, actions: Any) -> tuple[Any, Any]:
         return self._pretrain(state, hparams, jnp.asarray(obs), jnp.asarray(actions))
@@ -251,15 +248,13 @@ def resume_sweeps(folder: Path, progress: bool = True, checkpoint_every: int = 1
     latest checkpoint, with its saved sweep.json."""
     from kl_rl import priors
     from kl_rl.config import HParams, config_from_json
-    from kl_rl.run_folder import ConfigChangedError
+    from kl_rl.run_folder import read_record
     from kl_rl.sweep_summary import write_sweep_summary
 
     folders = [folder] if (folder / "sweep.json").exists() else sorted(p.parent for p in folder.glob("*/sweep.json"))
-    if not folders:
-        raise ConfigChangedError(f"{folder} is not a kl-rl sweep folder (no sweep.json); check the --resume path")
     out = []
-    for one in folders:
-        record = json.loads((one / "sweep.json").read_text())
+    for one in folders or [folder]:  # none: read_record names the missing sweep.json
+        record = read_record(one / "sweep.json", "sweep")
         cfg = config_from_json(record["config"]).validate()
         runs = runs_from_record(record)
         prior = priors.load(one / "prior") if cfg.uses_prior else None

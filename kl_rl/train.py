@@ -148,7 +148,9 @@ class Trainer:
             )
             env_steps = state.env_steps + cfg.num_envs
             learn = env_steps >= cfg.learning_starts
-            learn_actor = env_steps >= cfg.learning_starts + cfg.critic_warmup_steps
+            # Without a critic warm-up every update moves the actor: no per-update select is compiled.
+            learn_actor = (env_steps >= cfg.learning_starts + cfg.critic_warmup_steps
+                           if cfg.critic_warmup_steps else True)
             agent, update_sums = jax.lax.cond(
                 learn,
                 lambda a: self._updates(a, hparams, buffer, key_update, state.prior, learn_actor),

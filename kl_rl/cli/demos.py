@@ -45,7 +45,7 @@ def demos(args: DemosArgs) -> int:
     from kl_rl.envs import check_env_name
 
     check_env_name(args.env)
-    critic_lr = args.hparams.lr if args.hparams.critic_lr is None else args.hparams.critic_lr
+    critic_lr = float(args.hparams.hparams(args.env).critic_lr)
     if args.episodes < 1 or args.noise_std < 0 or args.expert_steps < 1 or critic_lr <= 0:
         raise ValueError("episodes and expert-steps must be >= 1, noise-std >= 0 and critic-lr > 0 "
                          f"(got {args.episodes}, {args.expert_steps}, {args.noise_std}, {critic_lr:g})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -95,12 +94,9 @@ def _resume(args: TrainArgs) -> int:
     follows from the fields of TrainConfig, HParamOptions and the recorded TrainArgs fields."""
     from kl_rl.config import HParams, config_from_json
     from kl_rl.loop import run
-    from kl_rl.run_folder import ConfigChangedError
+    from kl_rl.run_folder import ConfigChangedError, read_record
 
-    path = args.resume / "config.json"
-    if not path.exists():
-        raise ConfigChangedError(f"{args.resume} is not a kl-rl run folder (no config.json); check the --resume path")
-    saved = json.loads(path.read_text())
+    saved = read_record(args.resume / "config.json", "run")
     cfg = config_from_json(saved["config"]).validate()
     defaults = TrainArgs()
     conflicts = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(TrainConfig)

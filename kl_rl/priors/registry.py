@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import inspect
 import textwrap
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -71,13 +72,15 @@ def command_line_options() -> type:
     """A dataclass of every kind's flags, for the CLI (tyro) and for library callers: each flag
     has its option's type, default and docstring. A flag named like an env preset field (the GP's
     ``kernel``) defaults to None: the env's preset."""
+    import tyro
+
     from kl_rl.envs import Preset
 
     preset_fields = {f.name for f in dataclasses.fields(Preset)}
     fields, seen = [], set()
     for kind in KINDS.values():
         option_fields = {f.name: f for f in dataclasses.fields(kind.options)}
-        docs = _field_docs(kind.options)
+        hints, docs = typing.get_type_hints(kind.options), _field_docs(kind.options)
         for flag, option in kind.flags.items():
             if flag in seen:
                 continue
@@ -86,11 +89,9 @@ def command_line_options() -> type:
             default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
             kinds = [k.name for k in KINDS.values() if flag in k.flags]
             help_text = f"{docs.get(option, option)} ({', '.join(kinds)})"
-            tp: Any = spec.type if not isinstance(spec.type, str) else eval(spec.type, {}, {})  # noqa: S307
+            tp: Any = hints[option]
             if flag in preset_fields:
                 tp, default, help_text = tp | None, None, f"{help_text}; default: the env's preset"
-            import tyro
-
             fields.append((flag, Annotated[tp, tyro.conf.arg(help=help_text)], dataclasses.field(default=default)))
     return dataclasses.make_dataclass("PriorOptions", fields, frozen=True,
                                       namespace={"__doc__": "Options of the behavioral priors (per kind)."})
