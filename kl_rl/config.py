@@ -106,30 +106,16 @@ class TrainConfig:
         if self.algo == "nppac" and self.prior != "gp":
             raise ValueError(f"algo nppac uses the gp prior (got prior {self.prior}); for another prior "
                              "use --algo kl --prior " + self.prior)
-        problems = []
-        if self.num_envs < 1:
-            problems.append(f"num_envs must be >= 1 (got {self.num_envs})")
-        elif self.env_steps_per_epoch % self.num_envs:
-            problems.append(
-                f"env_steps_per_epoch ({self.env_steps_per_epoch}) must be a multiple of "
-                f"num_envs ({self.num_envs})"
-            )
-        for name in ("episode_length", "total_steps", "env_steps_per_epoch", "utd", "batch_size",
-                     "replay_size", "num_critics", "eval_episodes"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if self.pretrain_epochs < 0:
-            problems.append(f"pretrain_epochs must be >= 0 (got {self.pretrain_epochs})")
-        if self.mean_action_weight < 0:
-            problems.append(f"mean_action_weight must be >= 0 (got {self.mean_action_weight})")
-        if self.pretrain_batch_size < 1:
-            problems.append(f"pretrain_batch_size must be >= 1 (got {self.pretrain_batch_size})")
-        if self.learning_starts < 0:
-            problems.append(f"learning_starts must be >= 0 (got {self.learning_starts})")
+        at_least = {"num_envs": 1, "episode_length": 1, "total_steps": 1, "env_steps_per_epoch": 1, "utd": 1,
+                    "batch_size": 1, "replay_size": 1, "num_critics": 1, "eval_episodes": 1, "pretrain_epochs": 0,
+                    "mean_action_weight": 0, "pretrain_batch_size": 1, "learning_starts": 0, "critic_warmup": 0}
+        problems = [f"{name} must be >= {low} (got {getattr(self, name)})" for name, low in at_least.items()
+                    if getattr(self, name) < low]
+        if self.num_envs >= 1 and self.env_steps_per_epoch % self.num_envs:
+            problems.append(f"env_steps_per_epoch ({self.env_steps_per_epoch}) must be a multiple of "
+                            f"num_envs ({self.num_envs})")
         if self.warmup_actions not in WARMUP_ACTIONS:
             problems.append(f"warmup_actions must be one of {', '.join(WARMUP_ACTIONS)} (got {self.warmup_actions!r})")
-        if self.critic_warmup is not None and self.critic_warmup < 0:
-            problems.append(f"critic_warmup must be >= 0 (got {self.critic_warmup})")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             problems.append(f"hidden_sizes must be positive widths (got {self.hidden_sizes})")
         if not problems and self.batch_size > self.buffer_capacity:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -290,33 +290,19 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
 
 
 @dataclass
-class RunResult:
-    state: TrainState
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    final_eval: dict[str, Any] = field(default_factory=dict)
-    compile_seconds: float = 0.0
-    train_seconds: float = 0.0
-    pretrain_seconds: float = 0.0
-    pretrain_losses: np.ndarray | None = None  # [pretrain_epochs] mean loss of each pass
+class RunResult(LoopResult):
+    """``train_runs``' result for one run: ``rows`` are that run's rows (not a list of runs')."""
+
+    @property
+    def final_eval(self) -> dict[str, Any]:
+        return {k: v for k, v in self.rows[-1].items() if k.startswith("eval_")}
 
 
-def run(
-    cfg: TrainConfig,
-    hparams: HParams,
-    seed: int,
-    run_dir: Path | None = None,
-    eval_every: int = 5_000,
-    progress: bool = True,
-    overwrite: bool = False,
-    tensorboard: bool = True,
-    prior: Any = None,
-    demos: tuple[np.ndarray, np.ndarray] | None = None,
-    extra_config: dict[str, Any] | None = None,
-    checkpoint_every: int = 10,
-    keep_checkpoints: int = 3,
-    resume: bool = False,
-    resume_help: ResumeHelp = ResumeHelp(),
-) -> RunResult:
+def run(cfg: TrainConfig, hparams: HParams, seed: int, run_dir: Path | None = None, eval_every: int = 5_000,
+        progress: bool = True, overwrite: bool = False, tensorboard: bool = True, prior: Any = None,
+        demos: tuple[np.ndarray, np.ndarray] | None = None, extra_config: dict[str, Any] | None = None,
+        checkpoint_every: int = 10, keep_checkpoints: int = 3, resume: bool = False,
+        resume_help: ResumeHelp = ResumeHelp()) -> RunResult:
     """Trains one run (R = 1 of ``train_runs``). With ``run_dir`` writes the run folder
     (``kl_rl.run_folder``); ``resume`` continues it from its latest checkpoint (same config
     required). ``prior``: pi0 of nppac / kl. ``demos``: (observations [N, o], actions [N, a]) for
@@ -344,10 +330,6 @@ def run(
     out = train_runs(SingleRun(cfg), cfg, hparams, [seed], [f"seed {seed}"], layout, eval_every=eval_every,
                      prior=prior, demos=demos, resume=resume, progress=progress, tensorboard=tensorboard,
                      checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume_help=resume_help)
-    final = out.rows[0][-1]
-    return RunResult(state=out.state, rows=out.rows[0],
-                     final_eval={k: final[k] for k in final if k.startswith("eval_")},
-                     compile_seconds=out.compile_seconds, train_seconds=out.train_seconds,
-                     pretrain_seconds=out.pretrain_seconds, pretrain_losses=out.pretrain_losses)
+    return RunResult(**{**vars(out), "rows": out.rows[0]})
 
 

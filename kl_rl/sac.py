@@ -79,15 +79,8 @@ class SAC:
         actor_params = self.actor.init(key_actor, obs)
         critic_params = self.critics.init(key_critic, obs, action)
         log_alpha = jnp.log(hparams.init_alpha).astype(jnp.float32)
-        return AgentState(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_critic_params=critic_params,
-            actor_opt_state=self.optimizer.init(actor_params),
-            critic_opt_state=self.optimizer.init(critic_params),
-            log_alpha=log_alpha,
-            alpha_opt_state=self.optimizer.init(log_alpha),
-        )
+        return AgentState(actor_params, critic_params, critic_params, self.optimizer.init(actor_params),
+                          self.optimizer.init(critic_params), log_alpha, self.optimizer.init(log_alpha))
 
     def sample_action(self, actor_params: Params, obs: jax.Array, key: jax.Array) -> jax.Array:
         """Stochastic action for data collection. obs [N, o] -> [N, a]."""
@@ -104,10 +97,8 @@ class SAC:
         params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
         return params, opt_state
 
-    def update(
-        self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array, prior: Any = None,
-        learn_actor: jax.Array | bool = True,
-    ) -> tuple[AgentState, dict[str, jax.Array]]:
+    def update(self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array, prior: Any = None,
+               learn_actor: jax.Array | bool = True) -> tuple[AgentState, dict[str, jax.Array]]:
         """One gradient step on a minibatch (leaves [B, ...]). Returns new state and metrics.
         ``prior`` is the behavioral prior pytree (required exactly when the algo uses one).
         ``learn_actor`` False (a traced bool is fine) keeps the actor and the temperature as they
@@ -124,9 +115,8 @@ class SAC:
         next_q = self.critics.apply(agent.target_critic_params, batch.next_obs, next_action).min(0)
         moments = penalty_of.moments(batch, prior)
         next_penalty = penalty_of.next_penalty(next_log_prob, next_action, moments)
-        target = losses.soft_td_target(
-            batch.reward, batch.terminated, next_q, next_penalty, penalty_of.target_weight(alpha), hparams.gamma
-        )
+        target = losses.soft_td_target(batch.reward, batch.terminated, next_q, next_penalty,
+                                       penalty_of.target_weight(alpha), hparams.gamma)
 
         def critic_objective(critic_params):
             q = self.critics.apply(critic_params, batch.obs, batch.action)  # [num_critics, B]
@@ -141,28 +131,17 @@ class SAC:
             extra = penalty_of.extra_actor_loss(mean, moments, alpha)
             return (loss if extra is None else loss + extra), (log_prob, penalty)
 
-        (critic_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(
-            agent.critic_params
-        )
+        (critic_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(agent.critic_params)
         (actor_loss, (log_prob, penalty)), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(
-            agent.actor_params
-        )
+            agent.actor_params)
 
-        critic_params, critic_opt_state = self.apply_adam(
-            agent.critic_params, critic_grads, agent.critic_opt_state, hparams.critic_lr
-        )
-        actor_params, actor_opt_state = self.apply_adam(
-            agent.actor_params, actor_grads, agent.actor_opt_state, hparams.actor_lr
-        )
-        metrics = {
-            "critic_loss": critic_loss,
-            "actor_loss": actor_loss,
-            "alpha": alpha,
-            "entropy": -jnp.mean(log_prob),
-            "q_mean": jnp.mean(q),
-            "actor_grad_norm": optax.global_norm(actor_grads),
-            "critic_grad_norm": optax.global_norm(critic_grads),
-        }
+        critic_params, critic_opt_state = self.apply_adam(agent.critic_params, critic_grads, agent.critic_opt_state,
+                                                          hparams.critic_lr)
+        actor_params, actor_opt_state = self.apply_adam(agent.actor_params, actor_grads, agent.actor_opt_state,
+                                                        hparams.actor_lr)
+        metrics = {"critic_loss": critic_loss, "actor_loss": actor_loss, "alpha": alpha, "entropy": -jnp.mean(log_prob),
+                   "q_mean": jnp.mean(q), "actor_grad_norm": optax.global_norm(actor_grads),
+                   "critic_grad_norm": optax.global_norm(critic_grads)}
         log_alpha, alpha_opt_state, penalty_metrics = penalty_of.finish(agent, hparams, log_prob, penalty, moments)
         metrics.update(penalty_metrics)
         if learn_actor is not True:  # a traced flag: hold the actor and the temperature where it is False
@@ -170,24 +149,12 @@ class SAC:
             actor_params, actor_opt_state = keep((actor_params, actor_opt_state),
                                                  (agent.actor_params, agent.actor_opt_state))
             log_alpha, alpha_opt_state = keep((log_alpha, alpha_opt_state), (agent.log_alpha, agent.alpha_opt_state))
-        target_critic_params = optax.incremental_update(
-            critic_params, agent.target_critic_params, hparams.tau
-        )
-        new_agent = AgentState(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_critic_params=target_critic_params,
-            actor_opt_state=actor_opt_state,
-            critic_opt_state=critic_opt_state,
-            log_alpha=log_alpha,
-            alpha_opt_state=alpha_opt_state,
-        )
-        return new_agent, metrics
+        target_critic_params = optax.incremental_update(critic_params, agent.target_critic_params, hparams.tau)
+        return AgentState(actor_params, critic_params, target_critic_params, actor_opt_state, critic_opt_state,
+                          log_alpha, alpha_opt_state), metrics
 
-    def pretrain_step(
-        self, agent: AgentState, hparams: HParams, obs: jax.Array, actions: jax.Array, key: jax.Array,
-        prior_moments: tuple[jax.Array, jax.Array] | None = None,
-    ) -> tuple[AgentState, jax.Array]:
+    def pretrain_step(self, agent: AgentState, hparams: HParams, obs: jax.Array, actions: jax.Array, key: jax.Array,
+                      prior_moments: tuple[jax.Array, jax.Array] | None = None) -> tuple[AgentState, jax.Array]:
         """One actor step on demonstration states obs [B, o] (and actions [B, a]): minimize
         KL(pi || pi0) when the algo has a prior, with pi0's (mean, std) at obs given as
         ``prior_moments`` 2 x [B, a], else the behavioral-cloning NLL. Returns the new state and
@@ -198,7 +165,6 @@ class SAC:
             return self.penalty.pretrain_loss(mean, log_std, actions, key, prior_moments)
 
         loss, grads = jax.value_and_grad(objective)(agent.actor_params)
-        actor_params, actor_opt_state = self.apply_adam(
-            agent.actor_params, grads, agent.actor_opt_state, hparams.actor_lr
-        )
+        actor_params, actor_opt_state = self.apply_adam(agent.actor_params, grads, agent.actor_opt_state,
+                                                        hparams.actor_lr)
         return agent.replace(actor_params=actor_params, actor_opt_state=actor_opt_state), loss

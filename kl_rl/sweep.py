@@ -24,7 +24,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from kl_rl.config import HParams, TrainConfig
-from kl_rl.loop import Layout, train_runs
+from kl_rl.loop import Layout, LoopResult, train_runs
 from kl_rl.run_folder import check_resumable, prepare_run_dir, write_json_atomic
 from kl_rl.train import Trainer
 
@@ -88,12 +88,10 @@ def padded(runs: list[Any], num_devices: int) -> list[Any]:
 
 
 @dataclass
-class SweepResult:
-    runs: list[SweepRun]
-    rows: list[list[dict[str, Any]]] = field(default_factory=list)  # per run, per epoch (step 0 first)
-    state: Any = None  # final TrainState with the padded run axis
-    compile_seconds: float = 0.0
-    train_seconds: float = 0.0
+class SweepResult(LoopResult):
+    """``train_runs``' result with the sweep's runs (``state`` keeps the padded run axis)."""
+
+    runs: list[SweepRun] = field(default_factory=list)
 
 
 class SweepPrograms:
@@ -132,19 +130,15 @@ class SweepPrograms:
         return jax.device_put(tree, self.sharding)
 
     def fetch(self, tree: Any) -> Any:
-        return fetch(tree)
+        """Host copy of run-axis arrays; across several processes (multi-host), gathered from all."""
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            return multihost_utils.process_allgather(tree, tiled=True)
+        return jax.device_get(tree)
 
     def per_run(self, tree: Any, count: int) -> list[Any]:
         return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(count)]
-
-
-def fetch(tree: Any) -> Any:
-    """Host copy of run-axis arrays; across several processes (multi-host), gathered from all."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.device_get(tree)
 
 
 def sweep_record(cfg: TrainConfig, base: HParams, runs: Sequence[SweepRun], eval_every: int) -> dict[str, Any]:
@@ -195,8 +189,7 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
                      progress=progress, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
                      summaries=[{"overrides": dict(r.overrides)} for r in runs],
                      description=f"{cfg.env} sweep ({len(runs)} runs)")
-    return SweepResult(runs=runs, rows=out.rows, state=out.state, compile_seconds=out.compile_seconds,
-                       train_seconds=out.train_seconds)
+    return SweepResult(**vars(out), runs=runs)
 
 
 @dataclass
