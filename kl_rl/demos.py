@@ -167,7 +167,11 @@ def collect(env: VecEnv, policy: Callable[[jax.Array], jax.Array], key: jax.Arra
         action = policy(obs)
         return jnp.clip(action + noise_std * jax.random.normal(key_t, action.shape), -1.0, 1.0)
 
-    episodes = jax.device_get(jax.jit(lambda k: rollout(env, act, k))(key))
+    metric_names = (env.success_metric,) if env.success_metric else ()
+    episodes = jax.device_get(jax.jit(lambda k: rollout(env, act, k, metric_names))(key))
+    if metric_names:  # which episodes met the env's success rule (door: open on more than 25 steps)
+        successes = np.asarray(episodes.successes(env))
+        metadata = {**(metadata or {}), "successes": successes.tolist(), "success_rate": float(successes.mean())}
     lengths = episodes.valid.sum(axis=0).astype(np.int32)  # [N]
     # Time-major [T, N] -> episode after episode, keeping each episode's valid prefix.
     take = lambda x: np.concatenate([np.asarray(x)[: lengths[i], i] for i in range(env.num_envs)])  # noqa: E731

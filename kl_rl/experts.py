@@ -74,19 +74,28 @@ class MadeDemonstrations:
     collect_seconds: float
 
 
-def make_demonstrations(env: str, expert_steps: int, hparams: Any, episodes: int, episode_length: int,
+def make_demonstrations(env: str, expert_steps: int, hparams: Any, episodes: int, episode_length: int | None,
                         noise_std: float, seed: int, data_dir: Path, retrain: bool = False, progress: bool = True,
-                        log: Callable[[str], Any] = print) -> MadeDemonstrations:
-    """What ``kl-rl demos`` does: train a SAC expert into ``data_dir/experts/<env>`` (or reuse a
-    finished one, or resume an interrupted one), then roll out ``episodes`` episodes of its
-    deterministic action plus Gaussian noise of std ``noise_std`` into ``data_dir/demos/<env>.npz``.
-    ``hparams``: a ``config.HParamOptions``."""
+                        log: Callable[[str], Any] = print, expert_algo: str = "sac",
+                        expert_demos: Path | None = None, check_episodes: int = 50) -> MadeDemonstrations:
+    """What ``kl-rl demos`` does: train an expert into ``data_dir/experts/<env>`` (or reuse a
+    finished one, or resume an interrupted one) on the env's expert env (its preset; e.g.
+    door-dense for door), then roll out ``episodes`` episodes of its deterministic action plus
+    Gaussian noise of std ``noise_std`` on ``env`` into ``data_dir/demos/<env>.npz``. The expert
+    is SAC, or with ``expert_algo`` nppac / kl / bc-sac one learning from ``expert_demos``. On an
+    env with a success rule the expert's deterministic success rate over ``check_episodes``
+    episodes is recorded too. ``hparams``: a ``config.HParamOptions``."""
     import shutil
     import time
 
     from kl_rl import demos as demos_lib
+    from kl_rl.envs import preset
     from kl_rl.loop import ResumeHelp, run
+    from kl_rl.prior_source import Source, demos_and_prior
+    from kl_rl.rollout import rollout
 
+    expert_env = preset(env).expert_env or env
+    episode_length = episode_length or preset(env).episode_length
     expert_dir = Path(data_dir) / "experts" / env
     t0 = time.perf_counter()
     finished = (expert_dir / "summary.json").exists()
@@ -96,22 +105,38 @@ def make_demonstrations(env: str, expert_steps: int, hparams: Any, episodes: int
         resume = not finished and not retrain and any((expert_dir / "checkpoints").glob("*"))
         if resume:
             log(f"resuming the interrupted expert training in {expert_dir} (--retrain starts over)")
-        cfg = TrainConfig(env=env, total_steps=expert_steps).validate()
-        run(cfg, hparams.hparams(env), seed, expert_dir, eval_every=max(expert_steps // 10, 1), progress=progress,
-            overwrite=retrain, tensorboard=False, resume=resume,
+        cfg = TrainConfig(env=expert_env, algo=expert_algo, total_steps=expert_steps).validate()
+        prior, demo_arrays, extra = None, None, {}
+        if cfg.uses_demos and not resume:
+            prior, demo_arrays, extra, _ = demos_and_prior(cfg, Source(demos=expert_demos), seed)
+        elif cfg.uses_prior:
+            from kl_rl import priors
+
+            prior = priors.load(expert_dir / "prior")
+        run(cfg, hparams.hparams(expert_env), seed, expert_dir, eval_every=max(expert_steps // 10, 1),
+            progress=progress, overwrite=retrain, tensorboard=False, resume=resume, prior=prior, demos=demo_arrays,
+            extra_config=extra,
             resume_help=ResumeHelp("the same kl-rl demos command",
-                                   "pass the --expert-steps, --seed, --entropy-per-dim and --critic-lr it was "
-                                   "started with (see its config.json), or --retrain to start over"))
+                                   "pass the --expert-steps, --seed, --expert-algo, --entropy-per-dim and --critic-lr "
+                                   "it was started with (see its config.json), or --retrain to start over"))
         shutil.rmtree(expert_dir / "checkpoints", ignore_errors=True)  # resumable while training; not shipped
     train_seconds = time.perf_counter() - t0
     expert = load_expert(expert_dir)
     vec_env = make_env(env, episodes, episode_length)
     t1 = time.perf_counter()
+    extra_meta = {}
+    if vec_env.success_metric and check_episodes:  # the expert's own success rate, without noise
+        check_env = make_env(env, check_episodes, episode_length)
+        policy = expert.policy()
+        checked = jax.jit(lambda k: rollout(check_env, lambda obs, _: policy(obs), k,
+                                            metric_names=(check_env.success_metric,)))(jax.random.key(seed + 2))
+        extra_meta = {"expert_success": float(jax.numpy.mean(checked.successes(check_env))),
+                      "expert_success_episodes": check_episodes}
     collected = demos_lib.collect(
         vec_env, expert.policy(), jax.random.key(seed + 1), noise_std,
-        metadata={"seed": seed, "expert_dir": str(expert_dir),
-                  "expert_train_steps": int(expert.summary["env_steps"]),
-                  "expert_return": float(expert.summary["eval_return"]),
+        metadata={"seed": seed, "expert_dir": str(expert_dir), "expert_env": expert.cfg.env,
+                  "expert_algo": expert.cfg.algo, "expert_train_steps": int(expert.summary["env_steps"]),
+                  "expert_return": float(expert.summary["eval_return"]), **extra_meta,
                   "expert_train_seconds": float(expert.summary.get("train_seconds_total",
                                                                    expert.summary.get("train_seconds", float("nan"))))},
     )

@@ -207,7 +207,9 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
 
     def shown(rows_now: list[dict[str, Any]]) -> str:
         returns = [r["eval_return"] for r in rows_now if r.get("eval_return") is not None]
-        return f"{np.mean(returns):.1f}" if returns else "-"
+        successes = [r["eval_success"] for r in rows_now if r.get("eval_success") is not None]
+        return (f"{np.mean(returns):.1f}" if returns else "-") + (f", success {np.mean(successes):.0%}"
+                                                                  if successes else "")
 
     try:
         if resume:

@@ -14,8 +14,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def learning_curve(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
     """Deterministic evaluation return (mean, min-max band) and training-episode return
-    against environment steps, saved as a PNG."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    against environment steps, saved as a PNG; on an env with a success rule (door) a second
+    panel shows the success rate of the evaluation and training episodes."""
+    success = any(r.get("eval_success") is not None for r in rows)
+    fig, axes = plt.subplots(1, 2 if success else 1, figsize=(11.0 if success else 6.4, 4.0), dpi=120,
+                             squeeze=False)
+    ax = axes[0, 0]
     train = [(r["env_steps"], r["train_return"]) for r in rows if r.get("train_return") is not None]
     if train:
         ax.plot(*zip(*train, strict=True), color="0.6", lw=1.0, label="training episodes")
@@ -26,19 +30,23 @@ def learning_curve(rows: Sequence[dict[str, Any]], path: Path, title: str = "") 
                         [r["eval_return_max"] for r in evals], color="C0", alpha=0.2, lw=0)
         ax.plot(steps, [r["eval_return"] for r in evals], "o-", color="C0", ms=3,
                 label="deterministic eval (mean, min-max)")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("episode return")
-    ax.set_title(title)
+    ax.set(xlabel="environment steps", ylabel="episode return", title=title)
     ax.grid(alpha=0.3)
     if train or evals:
         ax.legend(loc="best", fontsize=8)
+    if success:
+        ax = axes[0, 1]
+        for key, style, label in (("train_success", "-", "training episodes"),
+                                  ("eval_success", "o-", "deterministic eval")):
+            points = [(r["env_steps"], r[key]) for r in rows if r.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), style, ms=3, label=label,
+                        color="0.6" if key == "train_success" else "C0")
+        ax.set(xlabel="environment steps", ylabel="success rate", ylim=(-0.03, 1.03), title="success")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path)
 
 
 def _save(fig: Any, path: Path) -> Path:

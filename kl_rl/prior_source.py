@@ -41,7 +41,9 @@ def load_demos(env: str, obs_size: int, action_size: int, path: Path | None = No
         raise demos_lib.DemosError(f"no demonstrations at {path}; {hint}")
     data = demos_lib.load(path, obs_size=obs_size, action_size=action_size)
     recorded = data.metadata.get("env")
-    if recorded not in (None, env):
+    from kl_rl.envs import ENV_NAMES, task_of
+
+    if recorded not in (None, env) and not (recorded in ENV_NAMES and task_of(recorded) == task_of(env)):
         raise demos_lib.DemosError(f"{path} holds {recorded} demonstrations, not {env}; pass --demos for {env}")
     if num_demos is not None:
         data = demos_lib.select(data, num_demos)

@@ -37,6 +37,12 @@ class Episodes:
     def returns(self) -> jax.Array:  # [N] undiscounted return of each episode
         return jnp.sum(jnp.where(self.valid, self.rewards, 0.0), axis=0)
 
+    def successes(self, env: VecEnv) -> jax.Array:
+        """[N] bool: the episode met ``env``'s success rule (its goal metric, recorded through
+        ``metric_names``, held on more than ``env.success_steps`` of the episode's steps)."""
+        goal = jnp.where(self.valid, self.metrics[env.success_metric] > 0, False)
+        return jnp.sum(goal, axis=0) > env.success_steps
+
 
 def rollout(env: VecEnv, act: Policy, key: jax.Array, metric_names: tuple[str, ...] = ()) -> Episodes:
     """Runs one episode in each of ``env.num_envs`` envs for up to ``episode_length`` steps.

@@ -59,21 +59,13 @@ class Trainer:
         if (prior is not None) != self.cfg.uses_prior:
             raise ValueError(f"algo {self.cfg.algo} {'needs a' if self.cfg.uses_prior else 'takes no'} prior")
         key_agent, key_env, key_next = jax.random.split(key, 3)
-        return TrainState(
-            agent=self.sac.init(key_agent, hparams),
-            buffer=replay.init(self.cfg.buffer_capacity, self.env.obs_size, self.env.action_size,
-                               prior_moments=self._stores_prior),
-            env_state=self.env.reset(key_env),
-            key=key_next,
-            prior=prior,
-            env_steps=jnp.int32(0),
-            grad_steps=jnp.int32(0),
-        )
+        buffer = replay.init(self.cfg.buffer_capacity, self.env.obs_size, self.env.action_size,
+                             prior_moments=self._stores_prior)
+        return TrainState(agent=self.sac.init(key_agent, hparams), buffer=buffer, env_state=self.env.reset(key_env),
+                          key=key_next, prior=prior, env_steps=jnp.int32(0), grad_steps=jnp.int32(0))
 
-    def _updates(
-        self, agent: AgentState, hparams: HParams, buffer: ReplayBuffer, key: jax.Array, prior: Any,
-        learn_actor: jax.Array,
-    ) -> tuple[AgentState, dict[str, jax.Array]]:
+    def _updates(self, agent: AgentState, hparams: HParams, buffer: ReplayBuffer, key: jax.Array, prior: Any,
+                 learn_actor: jax.Array) -> tuple[AgentState, dict[str, jax.Array]]:
         """``updates_per_iter`` gradient steps on fresh minibatches (the actor's only where
         ``learn_actor``); returns metrics reduced over them (sums for means, max / min for extremes)."""
         n, batch_size = self.cfg.updates_per_iter, self.cfg.batch_size
@@ -141,37 +133,32 @@ class Trainer:
                 mean0, std0 = priors.predict(state.prior, jnp.concatenate([obs, out.next_obs]))  # [2N, a]
                 n = obs.shape[0]
                 moments = jnp.stack([mean0[:n], std0[:n], mean0[n:], std0[n:]], axis=1)  # [N, 4, a]
-            buffer = replay.add(
-                state.buffer,
-                Transition(obs=obs, action=action, reward=out.reward, next_obs=out.next_obs,
-                           terminated=out.terminated.astype(jnp.float32), prior=moments),
-            )
+            buffer = replay.add(state.buffer, Transition(obs=obs, action=action, reward=out.reward,
+                                                         next_obs=out.next_obs, prior=moments,
+                                                         terminated=out.terminated.astype(jnp.float32)))
             env_steps = state.env_steps + cfg.num_envs
             learn = env_steps >= cfg.learning_starts
             # Without a critic warm-up every update moves the actor: no per-update select is compiled.
             learn_actor = (env_steps >= cfg.learning_starts + cfg.critic_warmup_steps
                            if cfg.critic_warmup_steps else True)
             agent, update_sums = jax.lax.cond(
-                learn,
-                lambda a: self._updates(a, hparams, buffer, key_update, state.prior, learn_actor),
-                lambda a: (a, zero_metrics),
-                state.agent,
-            )
+                learn, lambda a: self._updates(a, hparams, buffer, key_update, state.prior, learn_actor),
+                lambda a: (a, zero_metrics), state.agent)
             done = out.done
             sums = {
                 **{k: _COMBINE[r](sums[k], update_sums[k]) for k, r in reductions.items()},
                 "episodes": sums["episodes"] + jnp.sum(done),
                 "return_sum": sums["return_sum"] + jnp.sum(jnp.where(done, out.episode_return, 0.0)),
                 "length_sum": sums["length_sum"] + jnp.sum(jnp.where(done, out.episode_length, 0)),
+                **({} if out.episode_success is None
+                   else {"success_sum": sums["success_sum"] + jnp.sum(done & out.episode_success)}),
             }
-            state = state.replace(
-                agent=agent, buffer=buffer, env_state=env_state, key=key, env_steps=env_steps,
-                grad_steps=state.grad_steps + jnp.where(learn, cfg.updates_per_iter, 0),
-            )
+            state = state.replace(agent=agent, buffer=buffer, env_state=env_state, key=key, env_steps=env_steps,
+                                  grad_steps=state.grad_steps + jnp.where(learn, cfg.updates_per_iter, 0))
             return (state, sums), None
 
         sums0 = {**zero_metrics, "episodes": jnp.int32(0), "return_sum": jnp.float32(0),
-                 "length_sum": jnp.int32(0)}
+                 "length_sum": jnp.int32(0), **({"success_sum": jnp.int32(0)} if self.env.success_metric else {})}
         grad_steps_before = state.grad_steps
         (state, sums), _ = jax.lax.scan(iteration, (state, sums0), None, length=cfg.iters_per_epoch)
         return state, _epoch_metrics(sums, state, state.grad_steps - grad_steps_before, reductions)
@@ -180,15 +167,16 @@ class Trainer:
         """Deterministic policy (tanh of the mean), ``eval_episodes`` full episodes in parallel."""
         key = jax.random.fold_in(state.key, _EVAL_SALT)
         params = state.agent.actor_params
-        episodes = rollout(self.eval_env, lambda obs, _: self.sac.greedy_action(params, obs), key)
+        success_metric = self.eval_env.success_metric
+        episodes = rollout(self.eval_env, lambda obs, _: self.sac.greedy_action(params, obs), key,
+                           metric_names=(success_metric,) if success_metric else ())
         returns = episodes.returns  # [eval_episodes]
-        return {
-            "eval_return": jnp.mean(returns),
-            "eval_return_min": jnp.min(returns),
-            "eval_return_max": jnp.max(returns),
-            "eval_length": jnp.mean(episodes.lengths.astype(jnp.float32)),
-            "eval_returns": returns,
-        }
+        out = {"eval_return": jnp.mean(returns), "eval_return_min": jnp.min(returns),
+               "eval_return_max": jnp.max(returns), "eval_length": jnp.mean(episodes.lengths.astype(jnp.float32)),
+               "eval_returns": returns}
+        if success_metric:  # the success rate of the deterministic policy (door: door open > 25 steps)
+            out["eval_success"] = jnp.mean(episodes.successes(self.eval_env).astype(jnp.float32))
+        return out
 
 
 def _epoch_metrics(sums: dict[str, jax.Array], state: TrainState, updates: jax.Array,
@@ -201,11 +189,9 @@ def _epoch_metrics(sums: dict[str, jax.Array], state: TrainState, updates: jax.A
     per_episode = jnp.where(episodes > 0, 1.0 / jnp.maximum(episodes, 1.0), jnp.nan)
     metrics = {k: sums[k] * per_update if r == "mean" else jnp.where(updates > 0, sums[k], jnp.nan)
                for k, r in reductions.items()}
-    metrics.update(
-        train_return=sums["return_sum"] * per_episode,
-        train_length=sums["length_sum"].astype(jnp.float32) * per_episode,
-        episodes=sums["episodes"],
-        env_steps=state.env_steps,
-        grad_steps=state.grad_steps,
-    )
+    metrics.update(train_return=sums["return_sum"] * per_episode,
+                   train_length=sums["length_sum"].astype(jnp.float32) * per_episode, episodes=sums["episodes"],
+                   env_steps=state.env_steps, grad_steps=state.grad_steps)
+    if "success_sum" in sums:  # the share of the epoch's finished episodes that succeeded
+        metrics["train_success"] = sums["success_sum"].astype(jnp.float32) * per_episode
     return metrics

@@ -1,4 +1,4 @@
-"""Command line: ``kl-rl train | demos | fit-prior | sweep ...``, one module per command, each a
+"""Command line: ``kl-rl train | demos | demos import | fit-prior | sweep ...``, one module per command, each a
 thin layer over library functions. Each option's help text is its field's docstring."""
 
 from __future__ import annotations
@@ -8,12 +8,15 @@ import sys
 import tyro
 
 from kl_rl.cli.demos import DemosArgs, demos
+from kl_rl.cli.demos_import import DemosImportArgs, demos_import
 from kl_rl.cli.fit_prior import FitPriorArgs, fit_prior
 from kl_rl.cli.sweep import SweepArgs, sweep
 from kl_rl.cli.train import TrainArgs, train
 
-COMMANDS = {"train": TrainArgs, "demos": DemosArgs, "fit-prior": FitPriorArgs, "sweep": SweepArgs}
-HANDLERS = {TrainArgs: train, DemosArgs: demos, FitPriorArgs: fit_prior, SweepArgs: sweep}
+COMMANDS = {"train": TrainArgs, "demos": DemosArgs, "demos-import": DemosImportArgs, "fit-prior": FitPriorArgs,
+            "sweep": SweepArgs}
+HANDLERS = {TrainArgs: train, DemosArgs: demos, DemosImportArgs: demos_import, FitPriorArgs: fit_prior,
+            SweepArgs: sweep}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if argv[:2] == ["demos", "import"]:  # `kl-rl demos import PATH`: the demos-import command
+        argv = ["demos-import", *argv[2:]]
     args = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="kl-rl")
     try:
         return HANDLERS[type(args)](args)

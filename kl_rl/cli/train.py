@@ -84,6 +84,8 @@ def _report(cfg: TrainConfig, result, run_dir: Path, demo_return: float | None) 
           f"{ev['eval_return']:.1f} (min {ev['eval_return_min']:.1f}, max {ev['eval_return_max']:.1f}) "
           f"over {cfg.eval_episodes} episodes; compile {result.compile_seconds:.1f}s, "
           f"pretrain {result.pretrain_seconds:.1f}s, train {result.train_seconds:.1f}s; results in {run_dir}")
+    if "eval_success" in ev:
+        print(f"success rate {ev['eval_success']:.0%} of {cfg.eval_episodes} deterministic episodes")
     if demo_return is not None:
         print(f"final eval return {ev['eval_return']:.1f} vs demonstrations' mean return {demo_return:.1f}")
 

@@ -40,20 +40,25 @@ class Preset:
     pretrained_critic_warmup: int = 5_000
     """Critic-only transitions after the warm-up when the actor starts pretrained (``--critic-warmup``
     left unset)."""
+    expert_env: str | None = None
+    """The env ``kl-rl demos`` trains this env's expert on (None: the env itself; door: door-dense)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
     make: Callable[[], Env]
     preset: Preset
+    task: str  # envs of one task share states and actions and differ in reward (door, door-dense)
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
 
 
-def register(name: str, make: Callable[[], Env], preset: Preset = Preset()) -> None:
-    """Adds env ``name``: a factory of the (unbatched) brax env, and its preset."""
-    _REGISTRY[name] = EnvSpec(make, preset)
+def register(name: str, make: Callable[[], Env], preset: Preset = Preset(), task: str | None = None) -> None:
+    """Adds env ``name``: a factory of the (unbatched) brax env, its preset, and the task it
+    shares states and actions with (default: its own name), so that demonstrations recorded on
+    one reward variant serve the others."""
+    _REGISTRY[name] = EnvSpec(make, preset, task or name)
 
 
 def _import_brax() -> Any:
@@ -80,6 +85,15 @@ def _pointmass() -> Env:
     return PointMass()
 
 
+def _door(reward: str) -> Callable[[], Env]:
+    def make() -> Env:
+        from kl_rl.envs.door import Door
+
+        return Door(reward)
+
+    return make
+
+
 # MuJoCo locomotion on MJX (brax envs, mjx backend), plus a toy task for tests and smoke runs.
 # halfcheetah keeps the reference's alpha with the KL in the target, and SAC's uniform random
 # warm-up with no critic warm-up (3 of 3 seeds kept >= 87% of the demonstrations; with the policy
@@ -93,6 +107,15 @@ register("hopper", _brax_mjx("hopper"), _FALLING)
 register("walker2d", _brax_mjx("walker2d"), _FALLING)
 register("ant", _brax_mjx("ant"), _FALLING)
 register("pointmass", _pointmass)
+# The Adroit door (kl_rl/envs/door.py) with the reference's door settings: Matern-1/2 kernel, KL
+# weight 0.5, batch 1024, 200-step episodes, the pretrained policy acting in the warm-up. door is
+# the binary task (reward goal - 1), door-zero-one its 0/1 variant, door-dense the shaped reward
+# the expert is trained on.
+_DOOR = Preset(alpha=0.5, kernel="matern12", episode_length=200, batch_size=1024, pretrained_critic_warmup=0,
+               expert_env="door-dense")
+register("door", _door("binary"), _DOOR, task="door")
+register("door-zero-one", _door("zero-one"), _DOOR, task="door")
+register("door-dense", _door("dense"), _DOOR, task="door")
 
 ENV_NAMES: tuple[str, ...] = tuple(sorted(_REGISTRY))
 
@@ -111,6 +134,11 @@ def check_env_name(name: str) -> str:
 def preset(name: str) -> Preset:
     """Env ``name``'s preset (one-line ``UnknownEnvError`` for an unregistered name)."""
     return _REGISTRY[check_env_name(name)].preset
+
+
+def task_of(name: str) -> str:
+    """The task env ``name`` belongs to (its states and actions); one-line error if unknown."""
+    return _REGISTRY[check_env_name(name)].task
 
 
 def make_env(name: str, num_envs: int, episode_length: int = 1000) -> VecEnv:
@@ -133,5 +161,5 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ENV_NAMES", "Preset", "StepOutput", "UnknownEnvError", "VecEnv", "VecEnvState", "check_env_name", "make_env",
-    "preset", "register",
+    "preset", "register", "task_of",
 ]

@@ -31,6 +31,7 @@ class VecEnvState:
     steps: jax.Array  # [num_envs] int32, steps taken in the current episode
     episode_return: jax.Array  # [num_envs] float32, return so far in the current episode
     key: jax.Array  # PRNG key for the next resets
+    goal_steps: jax.Array | None = None  # [num_envs] int32, steps at the goal so far (envs with a success rule)
 
     @property
     def obs(self) -> jax.Array:  # [num_envs, obs_size]
@@ -47,6 +48,7 @@ class StepOutput:
     truncated: jax.Array  # [num_envs] bool, the time limit ended a non-terminal episode
     episode_return: jax.Array  # [num_envs] return of the episode, valid where done
     episode_length: jax.Array  # [num_envs] int32 length of the episode, valid where done
+    episode_success: jax.Array | None = None  # [num_envs] bool, valid where done (envs with a success rule)
 
     @property
     def done(self) -> jax.Array:  # [num_envs] bool
@@ -75,6 +77,10 @@ class VecEnv:
             raise ValueError(f"episode_length must be >= 1, got {episode_length}")
         self.env = env
         self.name = name
+        # An env with a success rule names its per-step goal metric (0/1) and how many steps at the
+        # goal make an episode a success (the door: more than 25); others have neither.
+        self.success_metric: str | None = getattr(env, "success_metric", None)
+        self.success_steps: int = getattr(env, "success_steps", 0)
         self.num_envs = num_envs
         self.episode_length = episode_length
 
@@ -97,12 +103,9 @@ class VecEnv:
         """Starts ``num_envs`` fresh episodes."""
         key_physics, key_next = jax.random.split(key)
         physics = self._reset_physics(key_physics)
-        return VecEnvState(
-            physics=physics,
-            steps=jnp.zeros((self.num_envs,), jnp.int32),
-            episode_return=jnp.zeros((self.num_envs,), jnp.float32),
-            key=key_next,
-        )
+        zeros = jnp.zeros((self.num_envs,), jnp.int32)
+        return VecEnvState(physics=physics, steps=zeros, episode_return=jnp.zeros((self.num_envs,), jnp.float32),
+                           key=key_next, goal_steps=zeros if self.success_metric else None)
 
     def step_physics(self, physics: State, action: jax.Array) -> State:
         """One vmapped step of the underlying envs, without episode bookkeeping or reset."""
@@ -118,14 +121,12 @@ class VecEnv:
         truncated = (steps >= self.episode_length) & ~terminated
         done = terminated | truncated
         episode_return = state.episode_return + reward
-        out = StepOutput(
-            next_obs=physics.obs,
-            reward=reward,
-            terminated=terminated,
-            truncated=truncated,
-            episode_return=episode_return,
-            episode_length=steps,
-        )
+        goal_steps = None
+        if self.success_metric:
+            goal_steps = state.goal_steps + (physics.metrics[self.success_metric] > 0).astype(jnp.int32)
+        out = StepOutput(next_obs=physics.obs, reward=reward, terminated=terminated, truncated=truncated,
+                         episode_return=episode_return, episode_length=steps,
+                         episode_success=None if goal_steps is None else goal_steps > self.success_steps)
 
         key_reset, key_next = jax.random.split(state.key)
 
@@ -141,10 +142,7 @@ class VecEnv:
         # Resets are rare (every episode_length steps), so a real branch skips the reset cost on
         # most steps. Under vmap over runs this becomes a select and both sides are computed.
         physics = jax.lax.cond(jnp.any(done), reset_done, lambda p: p, physics)
-        new_state = VecEnvState(
-            physics=physics,
-            steps=jnp.where(done, 0, steps),
-            episode_return=jnp.where(done, 0.0, episode_return),
-            key=key_next,
-        )
+        new_state = VecEnvState(physics=physics, steps=jnp.where(done, 0, steps),
+                                episode_return=jnp.where(done, 0.0, episode_return), key=key_next,
+                                goal_steps=None if goal_steps is None else jnp.where(done, 0, goal_steps))
         return new_state, out

@@ -57,6 +57,7 @@ def fit_and_compare(args: CompareSpec, log: Any = print) -> tuple[dict[str, dict
 
     from kl_rl import demos as demos_lib
     from kl_rl import plots, priors
+    from kl_rl.envs import preset
     from kl_rl.priors import diagnostics as diag
 
     data = demos_lib.load(args.demos)
@@ -96,7 +97,8 @@ def fit_and_compare(args: CompareSpec, log: Any = print) -> tuple[dict[str, dict
             maps[kind] = diag.batched_predict(prior, grid["states"])[1].mean(axis=1)
         if args.rollout_episodes and env_name != "unknown":
             row["mean_action_return"] = diag.mean_action_return(prior, env_name, args.rollout_episodes,
-                                                                int(data.metadata.get("episode_length", 1000)),
+                                                                int(data.metadata.get("episode_length")
+                                                                    or preset(env_name).episode_length),
                                                                 key_roll)
         rows[kind] = row
 
@@ -133,7 +135,8 @@ def cells(kind: str, row: dict[str, Any]) -> list[str]:
     ret = row.get("mean_action_return")
     return [kind, f"{row['nll']:.3f}" if "nll" in row else "-", f"{row['rmse']:.4f}" if "rmse" in row else "-",
             f"{row['std_near']:.4f}", f"{row['std_far']:.4f}", f"{row['std_far'] / row['std_near']:.2f}",
-            f"{ret['mean']:.1f}" if ret else "-", f"{row['fit_seconds']:.1f}"]
+            (f"{ret['mean']:.1f}" + (f" ({ret['success']:.0%} success)" if "success" in ret else "")) if ret else "-",
+            f"{row['fit_seconds']:.1f}"]
 
 
 HEADER = ["prior", "held-out NLL", "held-out RMSE", "std near", "std far", "far / near", "mean-action return",

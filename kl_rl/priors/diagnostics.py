@@ -102,14 +102,21 @@ def pca_grid(demo_obs: np.ndarray, resolution: int = 60, margin: float = 0.5) ->
 
 def mean_action_return(prior: Prior, env_name: str, episodes: int, episode_length: int,
                        key: jax.Array) -> dict[str, Any]:
-    """Deterministic return of a = clip(mu0(s), -1, 1) over ``episodes`` episodes in the env."""
+    """Deterministic return of a = clip(mu0(s), -1, 1) over ``episodes`` episodes in the env, and
+    on an env with a success rule (door) the share of episodes that succeed."""
     from kl_rl.envs import make_env
     from kl_rl.rollout import rollout
 
     env = make_env(env_name, episodes, episode_length)
+    names = (env.success_metric,) if env.success_metric else ()
 
     def act(obs, _key):
         return jnp.clip(predict(prior, obs)[0], -1.0, 1.0)
 
-    returns = np.asarray(jax.jit(lambda k: rollout(env, act, k).returns)(key))
-    return {"mean": float(returns.mean()), "min": float(returns.min()), "max": float(returns.max())}
+    def returns_and_successes(k):
+        episodes_ = rollout(env, act, k, names)
+        return episodes_.returns, episodes_.successes(env) if names else jnp.zeros(0)
+
+    returns, successes = map(np.asarray, jax.jit(returns_and_successes)(key))
+    out = {"mean": float(returns.mean()), "min": float(returns.min()), "max": float(returns.max())}
+    return {**out, "success": float(successes.mean())} if names else out
