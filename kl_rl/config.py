@@ -20,7 +20,8 @@ class TrainConfig:
     """Static settings of one training program. Changing any of them recompiles."""
 
     env: str = "halfcheetah"
-    """Environment: ant, halfcheetah, hopper, walker2d (MuJoCo on MJX) or pointmass (toy task)."""
+    """Environment: ant, halfcheetah, hopper, walker2d, door (binary reward; door-zero-one, door-dense:
+    its 0/1 and shaped variants), all MuJoCo on MJX, or pointmass (toy task)."""
     num_envs: int = 16
     """Environments stepped in parallel with jax.vmap (16 is fastest on a CPU)."""
     episode_length: int | None = None

@@ -77,12 +77,14 @@ class MadeDemonstrations:
 def make_demonstrations(env: str, expert_steps: int, hparams: Any, episodes: int, episode_length: int | None,
                         noise_std: float, seed: int, data_dir: Path, retrain: bool = False, progress: bool = True,
                         log: Callable[[str], Any] = print, expert_algo: str = "sac",
-                        expert_demos: Path | None = None, check_episodes: int = 50) -> MadeDemonstrations:
+                        expert_demos: Path | None = None, check_episodes: int = 50,
+                        expert_batch_size: int | None = None) -> MadeDemonstrations:
     """What ``kl-rl demos`` does: train an expert into ``data_dir/experts/<env>`` (or reuse a
     finished one, or resume an interrupted one) on the env's expert env (its preset; e.g.
     door-dense for door), then roll out ``episodes`` episodes of its deterministic action plus
     Gaussian noise of std ``noise_std`` on ``env`` into ``data_dir/demos/<env>.npz``. The expert
-    is SAC, or with ``expert_algo`` nppac / kl / bc-sac one learning from ``expert_demos``. On an
+    is SAC, or with ``expert_algo`` nppac / kl / bc-sac one learning from ``expert_demos``
+    (``expert_batch_size``: its minibatch size, default the preset's). On an
     env with a success rule the expert's deterministic success rate over ``check_episodes``
     episodes is recorded too. ``hparams``: a ``config.HParamOptions``."""
     import shutil
@@ -105,7 +107,8 @@ def make_demonstrations(env: str, expert_steps: int, hparams: Any, episodes: int
         resume = not finished and not retrain and any((expert_dir / "checkpoints").glob("*"))
         if resume:
             log(f"resuming the interrupted expert training in {expert_dir} (--retrain starts over)")
-        cfg = TrainConfig(env=expert_env, algo=expert_algo, total_steps=expert_steps).validate()
+        cfg = TrainConfig(env=expert_env, algo=expert_algo, total_steps=expert_steps,
+                          batch_size=expert_batch_size).validate()
         prior, demo_arrays, extra = None, None, {}
         if cfg.uses_demos and not resume:
             prior, demo_arrays, extra, _ = demos_and_prior(cfg, Source(demos=expert_demos), seed)

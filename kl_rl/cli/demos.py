@@ -27,6 +27,8 @@ class DemosArgs:
     """The expert's algorithm: sac from scratch, or nppac / kl / bc-sac learning from --expert-demos."""
     expert_demos: Path | None = None
     """Demonstrations the expert learns from (nppac, kl, bc-sac), e.g. imported human ones."""
+    expert_batch_size: int | None = None
+    """Minibatch size of the expert's updates (default: the expert env's preset; door 1024)."""
     hparams: Annotated[HParamOptions, tyro.conf.OmitArgPrefixes] = field(default_factory=HParamOptions)
     episodes: int = 15
     """Demonstration episodes to collect (in parallel)."""
@@ -72,7 +74,8 @@ def demos(args: DemosArgs) -> int:
         console = Console(width=120)
     made = make_demonstrations(args.env, args.expert_steps, args.hparams, args.episodes, args.episode_length,
                                args.noise_std, args.seed, args.data_dir, args.retrain, args.progress,
-                               log=console.print, expert_algo=args.expert_algo, expert_demos=args.expert_demos)
+                               log=console.print, expert_algo=args.expert_algo, expert_demos=args.expert_demos,
+                               expert_batch_size=args.expert_batch_size)
     returns = made.demos.episode_returns
     table = Table(title=f"{args.env} demonstrations")
     for column in ("expert return", "demo mean", "min", "max", "episodes", "steps", "noise", "budget",

@@ -68,10 +68,12 @@ def door_xml() -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=1)
-def build_model() -> Any:
+@functools.lru_cache(maxsize=4)
+def build_model(reduce_pairs: bool = True, iterations: tuple[int, int] = (8, 16)) -> Any:
     """The MuJoCo model of the door scene, changed for MJX as the module docstring says, with
-    mj_envs' actuator overrides applied."""
+    mj_envs' actuator overrides applied. ``reduce_pairs`` False keeps every contact pair and
+    ``iterations`` sets the solver's (Newton, line-search) caps: the variants
+    ``benchmarks/door_replay.py`` compares."""
     import mujoco
 
     spec = mujoco.MjSpec.from_file(str(door_xml()))
@@ -88,7 +90,7 @@ def build_model() -> Any:
     # table (nothing reaches it), the thumb base's boxes against the rest of the hand, and the hand
     # against the frame's posts. The latch keeps its contact with the posts (the lock) through a
     # second contact bit, and the hand keeps every contact with the door and the latch.
-    for geom in range(model.ngeom):
+    for geom in range(model.ngeom if reduce_pairs else 0):
         body = model.body(model.geom_bodyid[geom]).name
         if body == "table":
             model.geom_contype[geom] = model.geom_conaffinity[geom] = 0
@@ -100,8 +102,9 @@ def build_model() -> Any:
             model.geom_contype[geom] = 3
     # MJX runs the solver's iterations in lockstep over a vmapped batch, so the XML's caps (20
     # Newton and 50 line-search iterations) cost every env their worst case. Replays of the 25
-    # human demonstrations gave the same rewards with 8 / 16 as with 20 / 50, at 1.4x the rate.
-    model.opt.iterations, model.opt.ls_iterations = 8, 16
+    # human demonstrations gave the same rewards with 8 / 16 as with 20 / 50
+    # (benchmarks/door_replay.py).
+    model.opt.iterations, model.opt.ls_iterations = iterations
     actuator = {model.actuator(i).name: i for i in range(model.nu)}
     wrist = slice(actuator["A_WRJ1"], actuator["A_WRJ0"] + 1)
     fingers = slice(actuator["A_FFJ3"], actuator["A_THJ0"] + 1)
@@ -134,13 +137,13 @@ class Door(Env):
     success_metric = "goal_achieved"  # VecEnv and evaluation count these steps per episode
     success_steps = SUCCESS_STEPS
 
-    def __init__(self, reward: str = "binary"):
+    def __init__(self, reward: str = "binary", model: Any = None):
         if reward not in REWARDS:
             raise ValueError(f"unknown door reward {reward!r}; choose one of {', '.join(REWARDS)}")
         from mujoco import mjx
 
         self.reward_kind = reward
-        self.mj_model = build_model()
+        self.mj_model = model if model is not None else build_model()  # a build_model variant
         self.model = mjx.put_model(self.mj_model)
         m = self.mj_model
         self._frame = m.body("frame").id
