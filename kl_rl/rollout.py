@@ -40,8 +40,13 @@ class Episodes:
     def successes(self, env: VecEnv) -> jax.Array:
         """[N] bool: the episode met ``env``'s success rule (its goal metric, recorded through
         ``metric_names``, held on more than ``env.success_steps`` of the episode's steps)."""
-        goal = jnp.where(self.valid, self.metrics[env.success_metric] > 0, False)
-        return jnp.sum(goal, axis=0) > env.success_steps
+        return successes(self.metrics[env.success_metric], self.valid, env.success_steps)
+
+
+def successes(goal: jax.Array, valid: jax.Array, success_steps: int) -> jax.Array:
+    """The success rule: goal [T, N] (> 0 where the goal holds) on more than ``success_steps`` of
+    each episode's valid steps. Returns [N] bool. (VecEnv applies the same count step by step.)"""
+    return jnp.sum(jnp.where(valid, goal > 0, False), axis=0) > success_steps
 
 
 def rollout(env: VecEnv, act: Policy, key: jax.Array, metric_names: tuple[str, ...] = ()) -> Episodes:

@@ -26,7 +26,8 @@ needs_dapg = pytest.mark.skipif(not DAPG.exists(), reason="DAPG's human door dem
 
 
 def test_success_needs_the_door_open_on_more_than_25_steps():
-    from kl_rl.envs.door import success
+    from kl_rl.envs.door import SUCCESS_STEPS
+    from kl_rl.rollout import successes
 
     goal = np.zeros((200, 4))
     goal[:26, 0] = 1  # 26 steps: a success
@@ -35,7 +36,7 @@ def test_success_needs_the_door_open_on_more_than_25_steps():
     goal[100:126, 3] = 1
     valid = np.ones((200, 4), bool)
     valid[110:, 3] = False  # the episode ended after 10 of its goal steps
-    np.testing.assert_array_equal(success(goal, valid), [True, False, True, False])
+    np.testing.assert_array_equal(successes(goal, valid, SUCCESS_STEPS), [True, False, True, False])
 
 
 def test_dense_reward_is_door_v0s_shaped_reward():

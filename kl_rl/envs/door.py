@@ -122,13 +122,6 @@ def dense_reward(hinge: jax.Array, palm: jax.Array, handle: jax.Array, qvel: jax
     return reward + 2.0 * (hinge > 0.2) + 8.0 * (hinge > 1.0) + 10.0 * (hinge > GOAL_ANGLE)
 
 
-def success(goal_achieved: jax.Array, valid: jax.Array | None = None) -> jax.Array:
-    """Whether each episode succeeded: goal_achieved [T, N] (0/1 per step; ``valid`` masks the
-    steps past an episode's end) holds on more than 25 steps. Returns [N] bool."""
-    steps = goal_achieved if valid is None else jnp.where(valid, goal_achieved, 0)
-    return jnp.sum(steps, axis=0) > SUCCESS_STEPS
-
-
 class Door(Env):
     """One door env (brax ``Env`` interface; ``kl_rl.envs.VecEnv`` vectorizes it). The state's
     ``info["door_pos"]`` [3] is this episode's door frame position; ``metrics["goal_achieved"]``
@@ -166,13 +159,9 @@ class Door(Env):
                                 is_open[None]]).astype(jnp.float32)  # [39]
 
     def reset(self, rng: jax.Array) -> State:
-        from mujoco import mjx
-
+        """The model's initial joint positions at rest, the door frame at a uniform draw."""
         door_pos = jax.random.uniform(rng, (3,), minval=jnp.asarray(DOOR_LOW), maxval=jnp.asarray(DOOR_HIGH))
-        data = mjx.forward(self.model_at(door_pos), mjx.make_data(self.model))
-        zero = jnp.zeros((), jnp.float32)
-        return State(pipeline_state=data, obs=self._obs(data), reward=zero, done=zero,
-                     metrics={"goal_achieved": zero}, info={"door_pos": door_pos})
+        return self.set_state(self.model.qpos0, jnp.zeros(self.model.nv), door_pos)
 
     def set_state(self, qpos: jax.Array, qvel: jax.Array, door_pos: jax.Array) -> State:
         """A state at given joint positions [30], velocities [30] and door position [3] (DAPG's
