@@ -134,11 +134,12 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
                  eval_every: int = 5_000) -> dict[str, list[list[dict[str, Any]]]]:
     """Trains every ``algo[:prior]`` label for ``seeds`` seeds as one sweep program per label
     (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``. A label whose
-    folder already holds a finished sweep of the same settings is read back instead of rerun,
-    so an interrupted experiment resumes label by label. Returns label -> per-seed metric rows."""
+    folder already holds a finished sweep of the same settings is read back instead of rerun, and
+    one stopped part-way continues from its latest checkpoint, so an interrupted experiment loses
+    at most the epochs since that checkpoint. Returns label -> per-seed metric rows."""
     from kl_rl.loop import NonFiniteError
     from kl_rl.prior_source import Source
-    from kl_rl.sweep import expand, sweep_labels
+    from kl_rl.sweep import expand, resume_sweeps, sweep_labels
 
     out = resolve_out(args)
     if args.quick:
@@ -153,12 +154,18 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         expected = dataclasses.asdict(label_cfg.validate())
         diverged = sweep_dir / DIVERGED_FILE
         finished = (sweep_dir / "summary.csv").exists() or diverged.exists()
-        if not (finished and _same_sweep(sweep_dir, expected, seeds, eval_every)):
+        same = (sweep_dir / "sweep.json").exists() and _same_sweep(sweep_dir, expected, seeds, eval_every)
+        if not (finished and same):
             diverged.unlink(missing_ok=True)
             try:
-                sweep_labels(label_cfg, [label], expand(range(seeds), {}), sweep_dir,
-                             source=Source(demos, num_demos, prior_options=prior_options(args)), eval_every=eval_every,
-                             overwrite=True, progress=False, checkpoint_every=0 if args.quick else 10)
+                if same and any((sweep_dir / "checkpoints").glob("[0-9]*")):  # stopped part-way: continue
+                    print(f"{label}: resuming {sweep_dir} from its latest checkpoint", flush=True)
+                    resume_sweeps(sweep_dir, progress=False)
+                else:
+                    sweep_labels(label_cfg, [label], expand(range(seeds), {}), sweep_dir,
+                                 source=Source(demos, num_demos, prior_options=prior_options(args)),
+                                 eval_every=eval_every, overwrite=True, progress=False,
+                                 checkpoint_every=0 if args.quick else 10)
             except NonFiniteError as err:  # the pathology itself: a result, not a crash of the experiment
                 diverged.write_text(json.dumps({"error": str(err)}))
                 print(f"{label}: diverged ({err})", flush=True)
@@ -199,7 +206,8 @@ def seed_table(results: dict[str, list[list[dict[str, Any]]]]) -> tuple[list[lis
             continue
         (record,) = summarize(expand(range(len(runs)), {}), runs)  # one grid point: every seed of the label
         final, auc = record["final"], record["auc"]
-        summary[label] = {"final": final, "auc": auc, **worst}
+        success = {k: record[k] for k in ("success_final", "success_auc") if k in record}  # door
+        summary[label] = {"final": final, "auc": auc, **success, **worst}
         rows.append([label, final["n"], format_ci(final), f"{final['iqm']:.1f}", format_ci(auc), f"{auc['iqm']:.1f}",
                      *worst_cells])
     return rows, summary
@@ -219,17 +227,23 @@ def _extreme(runs: list[list[dict[str, Any]]], name: str) -> float:
 
 
 def curves_and_diagnostics(results: dict[str, list[list[dict[str, Any]]]], path: Path, title: str) -> Path:
-    """Left: eval return per label (mean over seeds, 95% bootstrap band). Then KL mean, critic
-    gradient norm and prior std min over training (mean over seeds, log scale)."""
+    """Left: eval return per label (mean over seeds, 95% bootstrap band), and the eval success
+    rate where the runs report one (door). Then KL mean, critic gradient norm and prior std min
+    over training (mean over seeds, log scale)."""
     from kl_rl.plots import _save, plt
     from kl_rl.sweep_summary import plot_curve_bands
 
     panels = {"kl_mean": "|KL| estimate (mean)", "critic_grad_norm": "critic gradient norm",
               "prior_std_min": "prior std (min)"}
-    fig, axes = plt.subplots(1, 1 + len(panels), figsize=(4.2 * (1 + len(panels)), 3.6), dpi=110)
+    success = any(r.get("eval_success") is not None for runs in results.values() for r in runs[0])
+    curves = 2 if success else 1
+    fig, axes = plt.subplots(1, curves + len(panels), figsize=(4.2 * (curves + len(panels)), 3.6), dpi=110)
     plot_curve_bands(axes[0], results)
+    if success:
+        plot_curve_bands(axes[1], results, "eval_success")
+        axes[1].set(ylabel="deterministic eval success rate", ylim=(-0.02, 1.02))
     for color, runs in enumerate(results.values()):
-        for ax, name in zip(axes[1:], panels, strict=True):
+        for ax, name in zip(axes[curves:], panels, strict=True):
             series = [[(r["env_steps"], r[name]) for r in rows if r.get(name) is not None] for rows in runs]
             if not series[0]:
                 continue
@@ -239,7 +253,7 @@ def curves_and_diagnostics(results: dict[str, list[list[dict[str, Any]]]], path:
             ax.plot(x, np.abs(y) if name == "kl_mean" else y, color=f"C{color}", lw=1)
     axes[0].set(ylabel="deterministic eval return", title=title)
     axes[0].legend(fontsize=7)
-    for ax, name in zip(axes[1:], panels.values(), strict=True):
+    for ax, name in zip(axes[curves:], panels.values(), strict=True):
         ax.set_yscale("log")
         ax.set_title(name)
     for ax in axes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,10 +55,21 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     for label, rec in summary.items():
         assert rec["final"]["n"] == 2 and np.isfinite(rec["final"]["mean"]), label
     assert summary["kl:mlp"]["prior_std_min"] < summary["nppac"]["prior_std_min"]  # the MLP's variance collapses
-    assert (tmp_path / "priors" / "runs" / "pointmass" / "nppac" / "summary.csv").exists()
-    # a rerun reads finished labels back instead of training them again
+    nppac_dir = tmp_path / "priors" / "runs" / "pointmass" / "nppac"
+    assert (nppac_dir / "summary.csv").exists()
+    # a rerun reads finished labels back instead of training them again, and continues a label
+    # stopped part-way from its latest checkpoint (here: the one after pretraining) to the same numbers
+    uninterrupted = (nppac_dir / "base-s1" / "metrics.jsonl").read_text().splitlines()
+    (nppac_dir / "summary.csv").unlink()
+    final_step = max(int(p.name) for p in (nppac_dir / "checkpoints").iterdir() if p.name.isdigit())
+    shutil.rmtree(nppac_dir / "checkpoints" / str(final_step))
     proc = _run("priors.py", tmp_path / "priors", "--labels", "nppac", "kl:mlp", "sac")
     assert "runs per static choice" not in proc.stdout
+    assert proc.stdout.count("resuming") == 1 and "nppac: resuming" in proc.stdout
+    resumed = (nppac_dir / "base-s1" / "metrics.jsonl").read_text().splitlines()
+    timing = ("epoch_seconds", "env_steps_per_s", "wall_seconds", "pretrain_seconds")
+    strip = lambda line: {k: v for k, v in json.loads(line).items() if k not in timing}  # noqa: E731
+    assert [strip(x) for x in resumed] == [strip(x) for x in uninterrupted]
     # a label whose sweep stopped on a non-finite metric is reported as diverged and not rerun
     mlp_dir = tmp_path / "priors" / "runs" / "pointmass" / "kl-mlp"
     (mlp_dir / "summary.csv").unlink()
@@ -73,6 +85,35 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     results = json.loads((tmp_path / "single" / "single_demo.json").read_text())["results"]
     assert set(results) == {"nppac (1 demo)", "nppac (6 demos)"}
     assert (tmp_path / "single" / "single_demo.png").exists()
+
+
+def test_door_experiment_runs_sac_once_for_every_source(tmp_path):
+    _run("door.py", tmp_path, "--labels", "sac")
+    record = json.loads((tmp_path / "door.json").read_text())
+    assert record["sources"]["shipped"]["sac"]["final"]["n"] == 2
+    assert (tmp_path / "runs" / "pointmass-no-demos" / "sac" / "summary.csv").exists()
+    table = (tmp_path / "table.md").read_text()
+    assert "## shipped demonstrations" in table and "final success: mean [95% CI]" in table
+
+
+def test_door_table_reports_success_and_divergence():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    from door import success_rows
+    from harness import seed_table
+
+    def rows(success: list[float]) -> list[dict]:
+        return [{"env_steps": 5000 * i, "eval_return": -200.0 + 150 * s, "eval_success": s, "kl_max": 2.0 + i,
+                 "prior_std_min": 0.5} for i, s in enumerate(success)]
+
+    results = {"nppac": [rows([0.3, 0.6, 1.0]), rows([0.3, 0.4, 0.8]), rows([0.3, 0.5, 0.9])],
+               "kl:mlp": [rows([0.3, 0.0]) + [{"diverged": "critic_loss is nan", "env_steps": 5000}]] * 3}
+    _, summary = seed_table(results)
+    np.testing.assert_allclose(summary["nppac"]["success_final"]["mean"], 0.9)
+    auc = np.mean([0.625, 0.475, 0.55])  # each seed's trapezoids over 0, 5k, 10k
+    np.testing.assert_allclose(summary["nppac"]["success_auc"]["mean"], auc)
+    nppac, mlp = success_rows(summary)
+    assert nppac[:3] == ["nppac", "3", "0.90 [0.80, 1.00]"] and nppac[5:] == ["4", "0.5"]
+    assert mlp[2] == "diverged at 5,000 steps"
 
 
 def test_experiment_bad_input_is_one_line(tmp_path):
