@@ -40,6 +40,7 @@ experiments: install
 	$(PY) experiments/variance.py $(EXPERIMENT_FLAGS)
 	$(PY) experiments/priors.py $(EXPERIMENT_FLAGS)
 	$(PY) experiments/single_demo.py $(EXPERIMENT_FLAGS)
+	$(PY) experiments/door.py $(EXPERIMENT_FLAGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -80,12 +80,17 @@ def success_rows(summary: dict) -> list[list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = experiment_parser(__doc__, "door")
     parser.add_argument("--labels", nargs="+", default=list(LABELS), help="algo[:prior] labels")
-    parser.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES),
-                        help="demonstrations: shipped (data/demos/door.npz) and/or human (DAPG's 25)")
+    parser.add_argument("--sources", nargs="+", choices=SOURCES, default=None,
+                        help="demonstrations: shipped (data/demos/door.npz) and/or human (DAPG's 25); "
+                        "default both, or shipped alone where --human does not exist")
     parser.add_argument("--human", type=Path, default=DAPG_PICKLE, help="DAPG's door-v0_demos.pickle")
     parser.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: the preset, 1024)")
     add_budget_args(parser)
     args = parser.parse_args(argv)
+    if args.sources is None:
+        args.sources = list(SOURCES) if args.human.exists() else ["shipped"]
+        if not args.human.exists() and not args.quick:
+            print(f"door: no human demonstrations at {args.human}; running the shipped ones only", flush=True)
     if "human" in args.sources and not args.quick and not args.human.exists():
         parser.error(f"--human {args.human}: no such file; pass DAPG's door-v0_demos.pickle, or --sources shipped")
     split_cpu()
