@@ -12,8 +12,18 @@ import dataclasses
 import jax.numpy as jnp
 from flax import struct
 
-ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac")
+ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac", "rlpd")
 WARMUP_ACTIONS: tuple[str, ...] = ("auto", "random", "policy")
+ACTOR_Q: tuple[str, ...] = ("min", "mean")
+PRETRAINING_ALGOS: tuple[str, ...] = ("nppac", "kl", "bc-sac")  # rlpd's demonstrations go to the batch instead
+
+# The critic recipe an option left unset (None) takes: RLPD's (Ball et al. 2023) for rlpd, SAC's
+# for the others. critic_subset None means the whole ensemble.
+CRITIC_RECIPES: dict[str, dict[str, object]] = {
+    "rlpd": dict(num_critics=10, critic_layernorm=True, critic_subset=2, utd=20, actor_q="mean", demos_in_batch=True),
+    "default": dict(num_critics=2, critic_layernorm=False, critic_subset=None, utd=1, actor_q="min",
+                    demos_in_batch=False),
+}
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -40,16 +50,28 @@ class TrainConfig:
     """Transitions after learning-starts during which only the critics learn; the actor (and
     SAC's temperature) wait, so a pretrained actor first meets a critic fitted to its own data.
     Default (None): the env's preset when the actor was pretrained (5000; 0 on halfcheetah), else 0."""
-    utd: int = 1
-    """Update-to-data ratio: gradient updates per environment transition."""
+    utd: int | None = None
+    """Update-to-data ratio: critic updates per environment transition; each transition also gets
+    one actor (and temperature) update, after the critics' (RLPD's scheme; at 1 a plain SAC
+    update). Default: 20 for rlpd, else 1."""
     batch_size: int | None = None
     """Minibatch size of each gradient update. Default: the env's preset (256)."""
     replay_size: int = 1_000_000
     """Replay capacity (capped at total-steps: a larger buffer would never fill)."""
     hidden_sizes: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the actor and of each critic."""
-    num_critics: int = 2
-    """Critics in the clipped double-Q ensemble."""
+    num_critics: int | None = None
+    """Critics in the ensemble (default: 10 for rlpd, else 2, SAC's clipped double Q)."""
+    critic_layernorm: bool | None = None
+    """LayerNorm after each hidden layer of the critics (default: on for rlpd, else off)."""
+    critic_subset: int | None = None
+    """The TD target takes the minimum over a random subset of this many target critics, drawn
+    per update (default: 2 for rlpd, else the whole ensemble)."""
+    actor_q: str | None = None
+    """What the actor maximizes over the ensemble: min (SAC) or mean (RLPD); default by algo."""
+    demos_in_batch: bool | None = None
+    """Keep the demonstrations in a second, fixed replay buffer and draw the share
+    ``demo_ratio`` (an HParam) of every minibatch from it (default: on for rlpd, else off)."""
     log_std_min: float = -20.0
     """Lower clamp of the actor's log standard deviation."""
     log_std_max: float = 2.0
@@ -58,7 +80,8 @@ class TrainConfig:
     """Deterministic evaluation episodes, run in parallel."""
     algo: str = "sac"
     """nppac (KL toward a GP prior), kl (KL toward --prior), sac (no prior, automatic entropy
-    tuning) or bc-sac (actor pretrained by behavioral cloning, then SAC)."""
+    tuning), bc-sac (actor pretrained by behavioral cloning, then SAC) or rlpd (SAC with half of
+    each minibatch from the demonstrations and RLPD's critic recipe)."""
     prior: str = "gp"
     """Behavioral prior of the kl algo: gp, mlp, ensemble, dropout or floor (nppac: gp)."""
     pretrain_epochs: int = 400
@@ -90,8 +113,14 @@ class TrainConfig:
 
         env_preset = preset(self.env)
         pick = lambda value, default: default if value is None else value  # noqa: E731
+        recipe = CRITIC_RECIPES.get(self.algo, CRITIC_RECIPES["default"])
+        num_critics = pick(self.num_critics, recipe["num_critics"])
         resolved = dataclasses.replace(
-            self, episode_length=pick(self.episode_length, env_preset.episode_length),
+            self, num_critics=num_critics, critic_layernorm=pick(self.critic_layernorm, recipe["critic_layernorm"]),
+            critic_subset=pick(self.critic_subset, pick(recipe["critic_subset"], num_critics)),
+            utd=pick(self.utd, recipe["utd"]), actor_q=pick(self.actor_q, recipe["actor_q"]),
+            demos_in_batch=pick(self.demos_in_batch, recipe["demos_in_batch"]),
+            episode_length=pick(self.episode_length, env_preset.episode_length),
             batch_size=pick(self.batch_size, env_preset.batch_size), kl_in_target=self.charges_kl_in_target,
             critic_warmup=self.critic_warmup_steps,
             warmup_actions=self.warmup_actions if self.warmup_actions != "auto"
@@ -108,13 +137,19 @@ class TrainConfig:
             raise ValueError(f"algo nppac uses the gp prior (got prior {self.prior}); for another prior "
                              "use --algo kl --prior " + self.prior)
         at_least = {"num_envs": 1, "episode_length": 1, "total_steps": 1, "env_steps_per_epoch": 1, "utd": 1,
-                    "batch_size": 1, "replay_size": 1, "num_critics": 1, "eval_episodes": 1, "pretrain_epochs": 0,
-                    "mean_action_weight": 0, "pretrain_batch_size": 1, "learning_starts": 0, "critic_warmup": 0}
+                    "batch_size": 1, "replay_size": 1, "num_critics": 1, "critic_subset": 1, "eval_episodes": 1,
+                    "pretrain_epochs": 0, "mean_action_weight": 0, "pretrain_batch_size": 1, "learning_starts": 0,
+                    "critic_warmup": 0}
         problems = [f"{name} must be >= {low} (got {getattr(self, name)})" for name, low in at_least.items()
                     if getattr(self, name) < low]
         if self.num_envs >= 1 and self.env_steps_per_epoch % self.num_envs:
             problems.append(f"env_steps_per_epoch ({self.env_steps_per_epoch}) must be a multiple of "
                             f"num_envs ({self.num_envs})")
+        if self.critic_subset > self.num_critics >= 1:
+            problems.append(f"critic_subset ({self.critic_subset}) is larger than the ensemble (num_critics "
+                            f"{self.num_critics}); choose a subset of at most {self.num_critics}")
+        if self.actor_q not in ACTOR_Q:
+            problems.append(f"actor_q must be one of {', '.join(ACTOR_Q)} (got {self.actor_q!r})")
         if self.warmup_actions not in WARMUP_ACTIONS:
             problems.append(f"warmup_actions must be one of {', '.join(WARMUP_ACTIONS)} (got {self.warmup_actions!r})")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
@@ -135,7 +170,7 @@ class TrainConfig:
     @property
     def pretrains(self) -> bool:
         """The actor is pretrained on demonstrations before online training."""
-        return self.uses_demos and self.pretrain_epochs > 0
+        return self.algo in PRETRAINING_ALGOS and self.pretrain_epochs > 0
 
     @property
     def warmup_with_policy(self) -> bool:
@@ -166,8 +201,8 @@ class TrainConfig:
 
     @property
     def uses_demos(self) -> bool:
-        """Training needs demonstrations (a prior to fit, or behavioral cloning)."""
-        return self.algo != "sac"
+        """Training needs demonstrations (a prior to fit, behavioral cloning, or the minibatch)."""
+        return self.algo != "sac" or bool(self.demos_in_batch)
 
     @property
     def iters_per_epoch(self) -> int:
@@ -176,7 +211,8 @@ class TrainConfig:
 
     @property
     def updates_per_iter(self) -> int:
-        """Gradient updates after each vectorized env step (``utd * num_envs``)."""
+        """Critic updates after each vectorized env step (``utd * num_envs``; of them ``num_envs``
+        come with an actor update)."""
         return self.utd * self.num_envs
 
     @property
@@ -214,7 +250,8 @@ class HParams:
     tau: jnp.ndarray
     init_alpha: jnp.ndarray  # initial entropy temperature of SAC (tuned automatically)
     alpha: jnp.ndarray  # fixed weight of the KL term (nppac, kl)
-    entropy_per_dim: jnp.ndarray  # SAC's target entropy per action dimension (sac, bc-sac)
+    entropy_per_dim: jnp.ndarray  # SAC's target entropy per action dimension (sac, bc-sac, rlpd)
+    demo_ratio: jnp.ndarray  # share of each minibatch drawn from the demonstrations (with demos_in_batch)
 
     @classmethod
     def create(
@@ -227,12 +264,15 @@ class HParams:
         init_alpha: float = 1.0,
         alpha: float = 0.1,
         entropy_per_dim: float = -1.0,
+        demo_ratio: float = 0.5,
     ) -> HParams:
         """``entropy_per_dim``: the temperature is tuned toward an entropy of this times the action
-        dimension; -1 is the SAC paper's choice, Brax's SAC uses -0.5 (more exploration)."""
+        dimension; -1 is the SAC paper's choice, Brax's SAC and RLPD use -0.5 (more exploration).
+        ``demo_ratio``: RLPD's symmetric sampling, half of each minibatch from the demonstrations
+        (used only where the config keeps them in the batch)."""
         f = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
         return cls(f(actor_lr), f(critic_lr), f(alpha_lr), f(gamma), f(tau), f(init_alpha), f(alpha),
-                   f(entropy_per_dim))
+                   f(entropy_per_dim), f(demo_ratio))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,27 +291,41 @@ class HParamOptions:
     alpha: float | None = None
     """Fixed weight of the KL term (nppac, kl); default: the env's preset (halfcheetah 0.1;
     hopper, walker2d, ant 3.0; the reference's values are in docs/method.md)."""
-    entropy_per_dim: float = -1.0
-    """SAC's (sac, bc-sac) target entropy per action dimension: -1 as in the SAC paper, -0.5 as
-    Brax's SAC (more exploration)."""
+    entropy_per_dim: float | None = None
+    """SAC's (sac, bc-sac, rlpd) target entropy per action dimension: -1 as in the SAC paper
+    (the default), -0.5 as Brax's SAC and RLPD (the default of rlpd; more exploration)."""
+    demo_ratio: float | None = None
+    """Share of each minibatch drawn from the demonstrations (default 0.5, RLPD's). rlpd keeps
+    them in the batch; with another algo a ratio above 0 puts them there (--demos-in-batch)."""
 
-    def hparams(self, env: str) -> HParams:
+    def hparams(self, env: str, algo: str = "sac") -> HParams:
         from kl_rl.envs import preset
 
+        if self.demo_ratio is not None and not 0.0 <= self.demo_ratio <= 1.0:
+            raise ValueError(f"demo-ratio must be in [0, 1] (got {self.demo_ratio}): it is the share of each "
+                             "minibatch drawn from the demonstrations")
+        entropy = self.entropy_per_dim if self.entropy_per_dim is not None else -0.5 if algo == "rlpd" else -1.0
         return HParams.create(actor_lr=self.lr, critic_lr=self.lr if self.critic_lr is None else self.critic_lr,
                               alpha_lr=self.lr, gamma=self.gamma, tau=self.tau,
                               alpha=preset(env).alpha if self.alpha is None else self.alpha,
-                              entropy_per_dim=self.entropy_per_dim)
+                              entropy_per_dim=entropy, demo_ratio=0.5 if self.demo_ratio is None else self.demo_ratio)
 
-    def conflicts(self, env: str, saved: dict[str, float]) -> list[str]:
+    def configure(self, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` with the demonstrations in the batch where an explicit --demo-ratio above 0
+        asks for them and --demos-in-batch was left unset."""
+        if self.demo_ratio is None or cfg.demos_in_batch is not None:
+            return cfg
+        return dataclasses.replace(cfg, demos_in_batch=self.demo_ratio > 0)
+
+    def conflicts(self, env: str, saved: dict[str, float], algo: str = "sac") -> list[str]:
         """The options set away from their defaults whose HParams differ from ``saved`` (a run's
         recorded hparams; a field it predates counts as its default), as flags."""
-        default, mine = HParamOptions(), self.hparams(env)
+        default, mine = HParamOptions(), self.hparams(env, algo)
         recorded = {**{k: float(v) for k, v in dataclasses.asdict(HParams.create()).items()}, **saved}
         out = []
         for f in dataclasses.fields(self):
-            moved = dataclasses.replace(default, **{f.name: getattr(self, f.name)}).hparams(env)
-            touched = [h for h, v in dataclasses.asdict(moved).items() if v != getattr(default.hparams(env), h)]
+            moved = dataclasses.replace(default, **{f.name: getattr(self, f.name)}).hparams(env, algo)
+            touched = [h for h, v in dataclasses.asdict(moved).items() if v != getattr(default.hparams(env, algo), h)]
             if any(abs(float(getattr(mine, h)) - recorded[h]) > 1e-6 * max(1.0, abs(recorded[h])) for h in touched):
                 out.append("--" + f.name.replace("_", "-"))
         return out
