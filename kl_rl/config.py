@@ -8,6 +8,7 @@ Defaults follow the reference implementation (docs/method.md): lr 3e-4, gamma 0.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 from flax import struct
@@ -17,12 +18,11 @@ WARMUP_ACTIONS: tuple[str, ...] = ("auto", "random", "policy")
 ACTOR_Q: tuple[str, ...] = ("min", "mean")
 PRETRAINING_ALGOS: tuple[str, ...] = ("nppac", "kl", "bc-sac")  # rlpd's demonstrations go to the batch instead
 
-# The critic recipe an option left unset (None) takes: RLPD's (Ball et al. 2023) for rlpd, SAC's
-# for the others. critic_subset None means the whole ensemble.
+# What the critic-side options left unset (None) take under each --critic-recipe: SAC's, or RLPD's
+# (Ball et al. 2023), the default of rlpd and available to every algo. critic_subset None: the whole ensemble.
 CRITIC_RECIPES: dict[str, dict[str, object]] = {
+    "sac": dict(num_critics=2, critic_layernorm=False, critic_subset=None, utd=1, actor_q="min", demos_in_batch=False),
     "rlpd": dict(num_critics=10, critic_layernorm=True, critic_subset=2, utd=20, actor_q="mean", demos_in_batch=True),
-    "default": dict(num_critics=2, critic_layernorm=False, critic_subset=None, utd=1, actor_q="min",
-                    demos_in_batch=False),
 }
 
 @dataclasses.dataclass(frozen=True)
@@ -53,25 +53,28 @@ class TrainConfig:
     utd: int | None = None
     """Update-to-data ratio: critic updates per environment transition; each transition also gets
     one actor (and temperature) update, after the critics' (RLPD's scheme; at 1 a plain SAC
-    update). Default: 20 for rlpd, else 1."""
+    update). Default: the recipe's (rlpd 20, sac 1)."""
     batch_size: int | None = None
     """Minibatch size of each gradient update. Default: the env's preset (256)."""
     replay_size: int = 1_000_000
     """Replay capacity (capped at total-steps: a larger buffer would never fill)."""
     hidden_sizes: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the actor and of each critic."""
+    critic_recipe: str | None = None
+    """sac or rlpd: the defaults of the critic-side options below (default: rlpd for --algo rlpd,
+    else sac). --algo nppac --critic-recipe rlpd is N-PPAC with RLPD's critics, batch and UTD."""
     num_critics: int | None = None
-    """Critics in the ensemble (default: 10 for rlpd, else 2, SAC's clipped double Q)."""
+    """Critics in the ensemble (default: the recipe's; rlpd 10, sac 2, SAC's clipped double Q)."""
     critic_layernorm: bool | None = None
-    """LayerNorm after each hidden layer of the critics (default: on for rlpd, else off)."""
+    """LayerNorm after each hidden layer of the critics (default: the recipe's; on for rlpd)."""
     critic_subset: int | None = None
     """The TD target takes the minimum over a random subset of this many target critics, drawn
-    per update (default: 2 for rlpd, else the whole ensemble)."""
+    per update (default: the recipe's; 2 for rlpd, the whole ensemble for sac)."""
     actor_q: str | None = None
-    """What the actor maximizes over the ensemble: min (SAC) or mean (RLPD); default by algo."""
+    """What the actor maximizes over the ensemble: min (SAC) or mean (RLPD); default: the recipe's."""
     demos_in_batch: bool | None = None
     """Keep the demonstrations in a second, fixed replay buffer and draw the share
-    ``demo_ratio`` (an HParam) of every minibatch from it (default: on for rlpd, else off)."""
+    ``demo_ratio`` (an HParam) of every minibatch from it (default: the recipe's; on for rlpd)."""
     log_std_min: float = -20.0
     """Lower clamp of the actor's log standard deviation."""
     log_std_max: float = 2.0
@@ -113,10 +116,12 @@ class TrainConfig:
 
         env_preset = preset(self.env)
         pick = lambda value, default: default if value is None else value  # noqa: E731
-        recipe = CRITIC_RECIPES.get(self.algo, CRITIC_RECIPES["default"])
+        recipe_name = pick(self.critic_recipe, "rlpd" if self.algo == "rlpd" else "sac")
+        recipe = CRITIC_RECIPES.get(recipe_name, CRITIC_RECIPES["sac"])
         num_critics = pick(self.num_critics, recipe["num_critics"])
         resolved = dataclasses.replace(
-            self, num_critics=num_critics, critic_layernorm=pick(self.critic_layernorm, recipe["critic_layernorm"]),
+            self, critic_recipe=recipe_name, num_critics=num_critics,
+            critic_layernorm=pick(self.critic_layernorm, recipe["critic_layernorm"]),
             critic_subset=pick(self.critic_subset, pick(recipe["critic_subset"], num_critics)),
             utd=pick(self.utd, recipe["utd"]), actor_q=pick(self.actor_q, recipe["actor_q"]),
             demos_in_batch=pick(self.demos_in_batch, recipe["demos_in_batch"]),
@@ -145,6 +150,8 @@ class TrainConfig:
         if self.num_envs >= 1 and self.env_steps_per_epoch % self.num_envs:
             problems.append(f"env_steps_per_epoch ({self.env_steps_per_epoch}) must be a multiple of "
                             f"num_envs ({self.num_envs})")
+        if self.critic_recipe not in CRITIC_RECIPES:
+            problems.append(f"critic_recipe must be one of {', '.join(CRITIC_RECIPES)} (got {self.critic_recipe!r})")
         if self.critic_subset > self.num_critics >= 1:
             problems.append(f"critic_subset ({self.critic_subset}) is larger than the ensemble (num_critics "
                             f"{self.num_critics}); choose a subset of at most {self.num_critics}")
@@ -223,6 +230,36 @@ class TrainConfig:
     @property
     def buffer_capacity(self) -> int:
         return min(self.replay_size, self.num_epochs * self.env_steps_per_epoch)
+
+
+def parse_overrides(items: Sequence[str], flag: str = "--set") -> dict[str, object]:
+    """``name=value`` pairs for TrainConfig fields, typed by each field's annotation (None, True
+    and False as such; hidden_sizes as ints joined by ``x``, e.g. 256x256); one-line ValueError
+    naming the item otherwise."""
+    fields = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(f"{flag} takes name=value with a TrainConfig field (got {item!r}); "
+                             f"fields: {', '.join(sorted(fields))}")
+        kind = fields[name]
+        try:
+            if raw == "None" and "None" in kind:
+                out[name] = None
+            elif kind.startswith("bool"):
+                out[name] = {"True": True, "False": False}[raw]
+            elif kind.startswith("tuple"):
+                out[name] = tuple(int(w) for w in raw.split("x"))
+            elif kind.startswith("int"):
+                out[name] = int(raw)
+            elif kind.startswith("float"):
+                out[name] = float(raw)
+            else:
+                out[name] = raw
+        except (KeyError, ValueError):
+            raise ValueError(f"{flag} {name}={raw}: not a value for {name} ({kind})") from None
+    return out
 
 
 def config_from_json(raw: dict) -> TrainConfig:

@@ -172,7 +172,7 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
     hparams = programs.place(hparams)
     t0 = time.perf_counter()
     state = programs.init(seeds, hparams, prior,
-                          _demo_transitions(cfg, demos, programs.trainer.env, layout if resume else None))
+                          demo_transitions(cfg, demos, programs.trainer.env, layout if resume else None))
     pretrain_losses, t_pretrain = None, time.perf_counter()
     ckpt = (checkpoint.manager(layout.state_dir, keep_checkpoints)
             if layout is not None and jax.process_count() == 1 else None)
@@ -293,7 +293,7 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
     return result
 
 
-def _demo_transitions(cfg: TrainConfig, demos: Any, env: Any, resuming: Layout | None) -> Transition | None:
+def demo_transitions(cfg: TrainConfig, demos: Any, env: Any, resuming: Layout | None) -> Transition | None:
     """The demonstrations buffer's contents for ``init``: the transitions of ``demos`` (a
     ``prior_source.DemoArrays``), or when resuming zeros shaped like the checkpoint's buffer
     (which the restore then fills), so that a resume needs no demonstrations file."""

@@ -53,6 +53,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg.validate()
+        cfg = self.cfg
         self.env: VecEnv = make_env(cfg.env, cfg.num_envs, cfg.episode_length)
         self.eval_env: VecEnv = make_env(cfg.env, cfg.eval_episodes, cfg.episode_length)
         self.sac = SAC(self.cfg, self.env.obs_size, self.env.action_size)

@@ -184,3 +184,21 @@ def test_resumed_rlpd_run_equals_the_uninterrupted_one(tmp_path, pointmass_demos
     rows = lambda d: [{k: v for k, v in r.items() if k not in timing}  # noqa: E731
                       for r in map(__import__("json").loads, (d / "metrics.jsonl").read_text().splitlines())]
     assert rows(stopped) == rows(whole)
+
+
+def test_critic_recipe_and_labels_compose_rlpds_recipe_with_any_algo():
+    from kl_rl.sweep import label_config, label_folder
+
+    base = TrainConfig(env="pointmass")
+    composed = label_config(base, "nppac@critic_recipe=rlpd,utd=2")
+    assert (composed.algo, composed.num_critics, composed.critic_layernorm, composed.critic_subset) == ("nppac", 10,
+                                                                                                      True, 2)
+    assert (composed.utd, composed.actor_q, composed.demos_in_batch, composed.pretrains) == (2, "mean", True, True)
+    rlpd = label_config(base, "rlpd")
+    assert (rlpd.num_critics, rlpd.utd, rlpd.demos_in_batch, rlpd.pretrains) == (10, 20, True, False)
+    assert label_config(base, "sac").num_critics == 2 and label_config(base, "sac").critic_recipe == "sac"
+    assert label_folder("nppac@critic_recipe=rlpd,utd=2") == "nppac+critic_recipe=rlpd+utd=2"
+    with pytest.raises(ValueError, match="label rlpd@utd=x: utd=x: not a value for utd"):
+        label_config(base, "rlpd@utd=x")
+    with pytest.raises(ValueError, match="critic_subset \\(3\\) is larger than the ensemble"):
+        label_config(base, "sac@critic_subset=3")

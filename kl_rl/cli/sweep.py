@@ -27,10 +27,10 @@ class SweepArgs:
     """Seeds 0 .. N-1 for every grid point."""
     grid: Annotated[list[str], tyro.conf.UseAppendAction] = field(default_factory=list)
     """A float hyperparameter and its values, repeatable: --grid alpha=0.03,0.1,0.3 --grid actor_lr=1e-4,3e-4
-    (names: actor_lr, critic_lr, alpha_lr, gamma, tau, init_alpha, alpha, entropy_per_dim)."""
+    (names: actor_lr, critic_lr, alpha_lr, gamma, tau, init_alpha, alpha, entropy_per_dim, demo_ratio)."""
     static: tuple[str, ...] = ()
-    """Static choices run as separate programs one after the other, as algo[:prior], e.g.
-    nppac kl:mlp sac (default: --algo with --prior)."""
+    """Static choices run as separate programs one after the other, as algo[:prior][@name=value,...],
+    e.g. nppac kl:mlp sac rlpd@utd=2 nppac@critic_recipe=rlpd (default: --algo with --prior)."""
     source: Annotated[Source, tyro.conf.OmitArgPrefixes] = field(default_factory=Source)
     eval_every: int = 5_000
     """Evaluate every run's deterministic policy every this many transitions (and at the end)."""
