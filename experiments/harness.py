@@ -177,9 +177,14 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
 
 
 def _same_sweep(sweep_dir: Path, config: dict[str, Any], seeds: int, eval_every: int) -> bool:
+    """Whether ``sweep_dir`` ran ``config`` (its record read as today's code resolves it, so a
+    folder from before a new option compares with that option's default)."""
+    from kl_rl.config import config_from_json
+
     record = json.loads((sweep_dir / "sweep.json").read_text())
-    stored = json.loads(json.dumps(config))
-    return record["config"] == stored and len(record["runs"]) == seeds and record["eval_every"] == eval_every
+    normal = lambda c: json.loads(json.dumps(c))  # noqa: E731
+    ran = normal(dataclasses.asdict(config_from_json(record["config"]).validate()))
+    return ran == normal(config) and len(record["runs"]) == seeds and record["eval_every"] == eval_every
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

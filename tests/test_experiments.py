@@ -96,8 +96,11 @@ def test_door_experiment_runs_sac_once_for_every_source(tmp_path):
     assert "## shipped demonstrations" in table and "final success: mean [95% CI]" in table
 
 
-def test_door_table_reports_success_and_divergence():
-    sys.path.insert(0, str(ROOT / "experiments"))
+def test_door_table_reports_success_and_divergence(monkeypatch):
+    # benchmarks/ has a harness module too: import experiments/' afresh, restored after the test
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
+    for name in ("harness", "door"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
     from door import success_rows
     from harness import seed_table
 
