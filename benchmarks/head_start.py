@@ -32,36 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import machine, write_json  # noqa: E402
 
 from kl_rl import compile_cache  # noqa: E402
-from kl_rl.config import HParams, TrainConfig  # noqa: E402
+from kl_rl.config import HParams, TrainConfig, parse_overrides  # noqa: E402
 from kl_rl.envs import ENV_NAMES, preset  # noqa: E402
 
 ENVS = ("halfcheetah", "hopper", "walker2d", "ant")
 PRETRAIN_BAR, FLOOR_BAR, FINAL_BAR = 0.8, 0.7, 1.0
-
-
-def parse_overrides(items: list[str]) -> dict[str, object]:
-    """``name=value`` pairs for TrainConfig fields: None / True / False as such, other values typed
-    like the field's default (ints for fields that default to None)."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    out: dict[str, object] = {}
-    for item in items:
-        name, sep, raw = item.partition("=")
-        if not sep or name not in fields:
-            raise ValueError(f"--set takes name=value with a TrainConfig field (got {item!r}); "
-                             f"fields: {', '.join(sorted(fields))}")
-        default = getattr(TrainConfig(), name)
-        try:
-            if raw in ("None", "True", "False"):
-                out[name] = {"None": None, "True": True, "False": False}[raw]
-            elif isinstance(default, bool):
-                raise ValueError
-            elif isinstance(default, (int, float)) or default is None:
-                out[name] = type(default if default is not None else 0)(float(raw))
-            else:
-                out[name] = raw
-        except ValueError:
-            raise ValueError(f"--set {name}={raw}: not a value for {name} (default {default!r})") from None
-    return out
 
 
 def settings(args: argparse.Namespace) -> dict[str, object]:

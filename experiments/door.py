@@ -78,6 +78,8 @@ def success_rows(summary: dict) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from kl_rl.sweep import label_config
+
     parser = experiment_parser(__doc__, "door")
     parser.add_argument("--labels", nargs="+", default=list(LABELS), help="algo[:prior] labels")
     parser.add_argument("--sources", nargs="+", choices=SOURCES, default=None,
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
     batch_size = cfg.validate().batch_size  # the preset's where not given
     # sac never reads demonstrations: one run of it serves every source
-    free = [label for label in args.labels if not dataclasses.replace(cfg, algo=label.partition(":")[0]).uses_demos]
+    free = [label for label in args.labels if not label_config(cfg, label).uses_demos]
     shared = train_labels(args, cfg, free, seeds, f"{env}-no-demos", eval_every=args.eval_every) if free else {}
     sections, payload = [], {}
     for source in ["shipped"] if args.quick else args.sources:  # quick: the pointmass toy's demonstrations

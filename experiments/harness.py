@@ -139,7 +139,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     at most the epochs since that checkpoint. Returns label -> per-seed metric rows."""
     from kl_rl.loop import NonFiniteError
     from kl_rl.prior_source import Source
-    from kl_rl.sweep import expand, resume_sweeps, sweep_labels
+    from kl_rl.sweep import expand, label_config, label_folder, resume_sweeps, sweep_labels
 
     out = resolve_out(args)
     if args.quick:
@@ -147,9 +147,8 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         eval_every = cfg.env_steps_per_epoch * 2
     results = {}
     for label in labels:
-        algo, _, prior = label.partition(":")
-        label_cfg = dataclasses.replace(cfg, algo=algo, prior=prior or "gp")
-        name = f"{folder}/{label.replace(':', '-')}"
+        label_cfg = label_config(cfg, label)
+        name = f"{folder}/{label_folder(label)}"
         sweep_dir = out / "runs" / name
         expected = dataclasses.asdict(label_cfg.validate())
         diverged = sweep_dir / DIVERGED_FILE
@@ -178,9 +177,14 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
 
 
 def _same_sweep(sweep_dir: Path, config: dict[str, Any], seeds: int, eval_every: int) -> bool:
+    """Whether ``sweep_dir`` ran ``config`` (its record read as today's code resolves it, so a
+    folder from before a new option compares with that option's default)."""
+    from kl_rl.config import config_from_json
+
     record = json.loads((sweep_dir / "sweep.json").read_text())
-    stored = json.loads(json.dumps(config))
-    return record["config"] == stored and len(record["runs"]) == seeds and record["eval_every"] == eval_every
+    normal = lambda c: json.loads(json.dumps(c))  # noqa: E731
+    ran = normal(dataclasses.asdict(config_from_json(record["config"]).validate()))
+    return ran == normal(config) and len(record["runs"]) == seeds and record["eval_every"] == eval_every
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -84,3 +84,18 @@ def restore(run_dir: Path, template: Any, epoch: int | None = None) -> tuple[Any
     restored = mgr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                           loop=ocp.args.JsonRestore()))
     return _from_storable(restored["state"], template), restored["loop"]
+
+
+def stored_shape(run_dir: Path, path: tuple[str, ...], epoch: int | None = None) -> tuple[int, ...]:
+    """The shape of one array of checkpoint ``epoch`` (default: the latest) of ``run_dir``,
+    named by its path of field names in the state (e.g. the demonstrations buffer's rewards),
+    read from the checkpoint's metadata without restoring it."""
+    epoch = latest_epoch(run_dir) if epoch is None else epoch
+    if epoch is None:
+        raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start a new run instead of --resume")
+    folder = Path(run_dir).absolute() / "checkpoints" / str(epoch) / "state"
+    tree = ocp.StandardCheckpointer().metadata(folder)
+    tree = getattr(tree, "item_metadata", tree)
+    for name in path:
+        tree = tree[name]
+    return tuple(tree.shape)

@@ -8,12 +8,22 @@ Defaults follow the reference implementation (docs/method.md): lr 3e-4, gamma 0.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 from flax import struct
 
-ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac")
+ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac", "rlpd")
 WARMUP_ACTIONS: tuple[str, ...] = ("auto", "random", "policy")
+ACTOR_Q: tuple[str, ...] = ("min", "mean")
+PRETRAINING_ALGOS: tuple[str, ...] = ("nppac", "kl", "bc-sac")  # rlpd's demonstrations go to the batch instead
+
+# What the critic-side options left unset (None) take under each --critic-recipe: SAC's, or RLPD's
+# (Ball et al. 2023), the default of rlpd and available to every algo. critic_subset None: the whole ensemble.
+CRITIC_RECIPES: dict[str, dict[str, object]] = {
+    "sac": dict(num_critics=2, critic_layernorm=False, critic_subset=None, utd=1, actor_q="min", demos_in_batch=False),
+    "rlpd": dict(num_critics=10, critic_layernorm=True, critic_subset=2, utd=20, actor_q="mean", demos_in_batch=True),
+}
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
@@ -40,16 +50,31 @@ class TrainConfig:
     """Transitions after learning-starts during which only the critics learn; the actor (and
     SAC's temperature) wait, so a pretrained actor first meets a critic fitted to its own data.
     Default (None): the env's preset when the actor was pretrained (5000; 0 on halfcheetah), else 0."""
-    utd: int = 1
-    """Update-to-data ratio: gradient updates per environment transition."""
+    utd: int | None = None
+    """Update-to-data ratio: critic updates per environment transition; each transition also gets
+    one actor (and temperature) update, after the critics' (RLPD's scheme; at 1 a plain SAC
+    update). Default: the recipe's (rlpd 20, sac 1)."""
     batch_size: int | None = None
     """Minibatch size of each gradient update. Default: the env's preset (256)."""
     replay_size: int = 1_000_000
     """Replay capacity (capped at total-steps: a larger buffer would never fill)."""
     hidden_sizes: tuple[int, ...] = (256, 256)
     """Hidden layer widths of the actor and of each critic."""
-    num_critics: int = 2
-    """Critics in the clipped double-Q ensemble."""
+    critic_recipe: str | None = None
+    """sac or rlpd: the defaults of the critic-side options below (default: rlpd for --algo rlpd,
+    else sac). --algo nppac --critic-recipe rlpd is N-PPAC with RLPD's critics, batch and UTD."""
+    num_critics: int | None = None
+    """Critics in the ensemble (default: the recipe's; rlpd 10, sac 2, SAC's clipped double Q)."""
+    critic_layernorm: bool | None = None
+    """LayerNorm after each hidden layer of the critics (default: the recipe's; on for rlpd)."""
+    critic_subset: int | None = None
+    """The TD target takes the minimum over a random subset of this many target critics, drawn
+    per update (default: the recipe's; 2 for rlpd, the whole ensemble for sac)."""
+    actor_q: str | None = None
+    """What the actor maximizes over the ensemble: min (SAC) or mean (RLPD); default: the recipe's."""
+    demos_in_batch: bool | None = None
+    """Keep the demonstrations in a second, fixed replay buffer and draw the share
+    ``demo_ratio`` (an HParam) of every minibatch from it (default: the recipe's; on for rlpd)."""
     log_std_min: float = -20.0
     """Lower clamp of the actor's log standard deviation."""
     log_std_max: float = 2.0
@@ -58,7 +83,8 @@ class TrainConfig:
     """Deterministic evaluation episodes, run in parallel."""
     algo: str = "sac"
     """nppac (KL toward a GP prior), kl (KL toward --prior), sac (no prior, automatic entropy
-    tuning) or bc-sac (actor pretrained by behavioral cloning, then SAC)."""
+    tuning), bc-sac (actor pretrained by behavioral cloning, then SAC) or rlpd (SAC with half of
+    each minibatch from the demonstrations and RLPD's critic recipe)."""
     prior: str = "gp"
     """Behavioral prior of the kl algo: gp, mlp, ensemble, dropout or floor (nppac: gp)."""
     pretrain_epochs: int = 400
@@ -90,8 +116,16 @@ class TrainConfig:
 
         env_preset = preset(self.env)
         pick = lambda value, default: default if value is None else value  # noqa: E731
+        recipe_name = pick(self.critic_recipe, "rlpd" if self.algo == "rlpd" else "sac")
+        recipe = CRITIC_RECIPES.get(recipe_name, CRITIC_RECIPES["sac"])
+        num_critics = pick(self.num_critics, recipe["num_critics"])
         resolved = dataclasses.replace(
-            self, episode_length=pick(self.episode_length, env_preset.episode_length),
+            self, critic_recipe=recipe_name, num_critics=num_critics,
+            critic_layernorm=pick(self.critic_layernorm, recipe["critic_layernorm"]),
+            critic_subset=pick(self.critic_subset, pick(recipe["critic_subset"], num_critics)),
+            utd=pick(self.utd, recipe["utd"]), actor_q=pick(self.actor_q, recipe["actor_q"]),
+            demos_in_batch=pick(self.demos_in_batch, recipe["demos_in_batch"]),
+            episode_length=pick(self.episode_length, env_preset.episode_length),
             batch_size=pick(self.batch_size, env_preset.batch_size), kl_in_target=self.charges_kl_in_target,
             critic_warmup=self.critic_warmup_steps,
             warmup_actions=self.warmup_actions if self.warmup_actions != "auto"
@@ -108,13 +142,21 @@ class TrainConfig:
             raise ValueError(f"algo nppac uses the gp prior (got prior {self.prior}); for another prior "
                              "use --algo kl --prior " + self.prior)
         at_least = {"num_envs": 1, "episode_length": 1, "total_steps": 1, "env_steps_per_epoch": 1, "utd": 1,
-                    "batch_size": 1, "replay_size": 1, "num_critics": 1, "eval_episodes": 1, "pretrain_epochs": 0,
-                    "mean_action_weight": 0, "pretrain_batch_size": 1, "learning_starts": 0, "critic_warmup": 0}
+                    "batch_size": 1, "replay_size": 1, "num_critics": 1, "critic_subset": 1, "eval_episodes": 1,
+                    "pretrain_epochs": 0, "mean_action_weight": 0, "pretrain_batch_size": 1, "learning_starts": 0,
+                    "critic_warmup": 0}
         problems = [f"{name} must be >= {low} (got {getattr(self, name)})" for name, low in at_least.items()
                     if getattr(self, name) < low]
         if self.num_envs >= 1 and self.env_steps_per_epoch % self.num_envs:
             problems.append(f"env_steps_per_epoch ({self.env_steps_per_epoch}) must be a multiple of "
                             f"num_envs ({self.num_envs})")
+        if self.critic_recipe not in CRITIC_RECIPES:
+            problems.append(f"critic_recipe must be one of {', '.join(CRITIC_RECIPES)} (got {self.critic_recipe!r})")
+        if self.critic_subset > self.num_critics >= 1:
+            problems.append(f"critic_subset ({self.critic_subset}) is larger than the ensemble (num_critics "
+                            f"{self.num_critics}); choose a subset of at most {self.num_critics}")
+        if self.actor_q not in ACTOR_Q:
+            problems.append(f"actor_q must be one of {', '.join(ACTOR_Q)} (got {self.actor_q!r})")
         if self.warmup_actions not in WARMUP_ACTIONS:
             problems.append(f"warmup_actions must be one of {', '.join(WARMUP_ACTIONS)} (got {self.warmup_actions!r})")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
@@ -135,7 +177,7 @@ class TrainConfig:
     @property
     def pretrains(self) -> bool:
         """The actor is pretrained on demonstrations before online training."""
-        return self.uses_demos and self.pretrain_epochs > 0
+        return self.algo in PRETRAINING_ALGOS and self.pretrain_epochs > 0
 
     @property
     def warmup_with_policy(self) -> bool:
@@ -166,8 +208,8 @@ class TrainConfig:
 
     @property
     def uses_demos(self) -> bool:
-        """Training needs demonstrations (a prior to fit, or behavioral cloning)."""
-        return self.algo != "sac"
+        """Training needs demonstrations (a prior to fit, behavioral cloning, or the minibatch)."""
+        return self.algo != "sac" or bool(self.demos_in_batch)
 
     @property
     def iters_per_epoch(self) -> int:
@@ -176,7 +218,8 @@ class TrainConfig:
 
     @property
     def updates_per_iter(self) -> int:
-        """Gradient updates after each vectorized env step (``utd * num_envs``)."""
+        """Critic updates after each vectorized env step (``utd * num_envs``; of them ``num_envs``
+        come with an actor update)."""
         return self.utd * self.num_envs
 
     @property
@@ -187,6 +230,36 @@ class TrainConfig:
     @property
     def buffer_capacity(self) -> int:
         return min(self.replay_size, self.num_epochs * self.env_steps_per_epoch)
+
+
+def parse_overrides(items: Sequence[str], flag: str = "--set") -> dict[str, object]:
+    """``name=value`` pairs for TrainConfig fields, typed by each field's annotation (None, True
+    and False as such; hidden_sizes as ints joined by ``x``, e.g. 256x256); one-line ValueError
+    naming the item otherwise."""
+    fields = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(f"{flag} takes name=value with a TrainConfig field (got {item!r}); "
+                             f"fields: {', '.join(sorted(fields))}")
+        kind = fields[name]
+        try:
+            if raw == "None" and "None" in kind:
+                out[name] = None
+            elif kind.startswith("bool"):
+                out[name] = {"True": True, "False": False}[raw]
+            elif kind.startswith("tuple"):
+                out[name] = tuple(int(w) for w in raw.split("x"))
+            elif kind.startswith("int"):
+                out[name] = int(raw)
+            elif kind.startswith("float"):
+                out[name] = float(raw)
+            else:
+                out[name] = raw
+        except (KeyError, ValueError):
+            raise ValueError(f"{flag} {name}={raw}: not a value for {name} ({kind})") from None
+    return out
 
 
 def config_from_json(raw: dict) -> TrainConfig:
@@ -214,7 +287,8 @@ class HParams:
     tau: jnp.ndarray
     init_alpha: jnp.ndarray  # initial entropy temperature of SAC (tuned automatically)
     alpha: jnp.ndarray  # fixed weight of the KL term (nppac, kl)
-    entropy_per_dim: jnp.ndarray  # SAC's target entropy per action dimension (sac, bc-sac)
+    entropy_per_dim: jnp.ndarray  # SAC's target entropy per action dimension (sac, bc-sac, rlpd)
+    demo_ratio: jnp.ndarray  # share of each minibatch drawn from the demonstrations (with demos_in_batch)
 
     @classmethod
     def create(
@@ -227,12 +301,15 @@ class HParams:
         init_alpha: float = 1.0,
         alpha: float = 0.1,
         entropy_per_dim: float = -1.0,
+        demo_ratio: float = 0.5,
     ) -> HParams:
         """``entropy_per_dim``: the temperature is tuned toward an entropy of this times the action
-        dimension; -1 is the SAC paper's choice, Brax's SAC uses -0.5 (more exploration)."""
+        dimension; -1 is the SAC paper's choice, Brax's SAC and RLPD use -0.5 (more exploration).
+        ``demo_ratio``: RLPD's symmetric sampling, half of each minibatch from the demonstrations
+        (used only where the config keeps them in the batch)."""
         f = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
         return cls(f(actor_lr), f(critic_lr), f(alpha_lr), f(gamma), f(tau), f(init_alpha), f(alpha),
-                   f(entropy_per_dim))
+                   f(entropy_per_dim), f(demo_ratio))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,27 +328,41 @@ class HParamOptions:
     alpha: float | None = None
     """Fixed weight of the KL term (nppac, kl); default: the env's preset (halfcheetah 0.1;
     hopper, walker2d, ant 3.0; the reference's values are in docs/method.md)."""
-    entropy_per_dim: float = -1.0
-    """SAC's (sac, bc-sac) target entropy per action dimension: -1 as in the SAC paper, -0.5 as
-    Brax's SAC (more exploration)."""
+    entropy_per_dim: float | None = None
+    """SAC's (sac, bc-sac, rlpd) target entropy per action dimension: -1 as in the SAC paper
+    (the default), -0.5 as Brax's SAC and RLPD (the default of rlpd; more exploration)."""
+    demo_ratio: float | None = None
+    """Share of each minibatch drawn from the demonstrations (default 0.5, RLPD's). rlpd keeps
+    them in the batch; with another algo a ratio above 0 puts them there (--demos-in-batch)."""
 
-    def hparams(self, env: str) -> HParams:
+    def hparams(self, env: str, algo: str = "sac") -> HParams:
         from kl_rl.envs import preset
 
+        if self.demo_ratio is not None and not 0.0 <= self.demo_ratio <= 1.0:
+            raise ValueError(f"demo-ratio must be in [0, 1] (got {self.demo_ratio}): it is the share of each "
+                             "minibatch drawn from the demonstrations")
+        entropy = self.entropy_per_dim if self.entropy_per_dim is not None else -0.5 if algo == "rlpd" else -1.0
         return HParams.create(actor_lr=self.lr, critic_lr=self.lr if self.critic_lr is None else self.critic_lr,
                               alpha_lr=self.lr, gamma=self.gamma, tau=self.tau,
                               alpha=preset(env).alpha if self.alpha is None else self.alpha,
-                              entropy_per_dim=self.entropy_per_dim)
+                              entropy_per_dim=entropy, demo_ratio=0.5 if self.demo_ratio is None else self.demo_ratio)
 
-    def conflicts(self, env: str, saved: dict[str, float]) -> list[str]:
+    def configure(self, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` with the demonstrations in the batch where an explicit --demo-ratio above 0
+        asks for them and --demos-in-batch was left unset."""
+        if self.demo_ratio is None or cfg.demos_in_batch is not None:
+            return cfg
+        return dataclasses.replace(cfg, demos_in_batch=self.demo_ratio > 0)
+
+    def conflicts(self, env: str, saved: dict[str, float], algo: str = "sac") -> list[str]:
         """The options set away from their defaults whose HParams differ from ``saved`` (a run's
         recorded hparams; a field it predates counts as its default), as flags."""
-        default, mine = HParamOptions(), self.hparams(env)
+        default, mine = HParamOptions(), self.hparams(env, algo)
         recorded = {**{k: float(v) for k, v in dataclasses.asdict(HParams.create()).items()}, **saved}
         out = []
         for f in dataclasses.fields(self):
-            moved = dataclasses.replace(default, **{f.name: getattr(self, f.name)}).hparams(env)
-            touched = [h for h, v in dataclasses.asdict(moved).items() if v != getattr(default.hparams(env), h)]
+            moved = dataclasses.replace(default, **{f.name: getattr(self, f.name)}).hparams(env, algo)
+            touched = [h for h, v in dataclasses.asdict(moved).items() if v != getattr(default.hparams(env, algo), h)]
             if any(abs(float(getattr(mine, h)) - recorded[h]) > 1e-6 * max(1.0, abs(recorded[h])) for h in touched):
                 out.append("--" + f.name.replace("_", "-"))
         return out

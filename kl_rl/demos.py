@@ -155,6 +155,29 @@ def select(demos: Demonstrations, num_episodes: int) -> Demonstrations:
                           metadata=metadata)
 
 
+def transitions(demos: Demonstrations, source: str = "demonstrations") -> dict[str, np.ndarray]:
+    """The demonstrations as (s, a, r, s', terminated) transitions for the replay batch: s' is
+    the episode's next observation; an episode's last step keeps its own observation as s' when
+    the MDP ended there (the TD target does not bootstrap from it) and is left out when the time
+    limit ended it (its true s' was not recorded). Raises a one-line ``DemosError`` where an
+    episode's end is neither, since its target cannot be known. Returns arrays with leading [D]."""
+    obs = np.asarray(demos.observations, np.float32)
+    terminals, truncations = np.asarray(demos.terminals, bool), np.asarray(demos.truncations, bool)
+    ends = np.cumsum(np.asarray(demos.episode_lengths)) - 1  # [E] index of each episode's last step
+    unknown = np.flatnonzero(~terminals[ends] & ~truncations[ends])
+    if unknown.size:
+        raise DemosError(f"{source}: episode {int(unknown[0])} ends neither terminated nor truncated, so its last "
+                         "transition's target is unknown; re-create the file with `kl-rl demos` (or set its "
+                         "terminals / truncations)")
+    next_obs = np.concatenate([obs[1:], obs[-1:]])
+    next_obs[ends] = obs[ends]  # no next observation across episodes
+    keep = np.ones(obs.shape[0], bool)
+    keep[ends[truncations[ends] & ~terminals[ends]]] = False
+    return {"obs": obs[keep], "action": np.asarray(demos.actions, np.float32)[keep],
+            "reward": np.asarray(demos.rewards, np.float32)[keep], "next_obs": next_obs[keep],
+            "terminated": terminals[keep].astype(np.float32)}
+
+
 def collect(env: VecEnv, policy: Callable[[jax.Array], jax.Array], key: jax.Array, noise_std: float,
             metadata: dict[str, Any] | None = None) -> Demonstrations:
     """Rolls out ``policy(obs [N, o]) -> action [N, a]`` for one episode in each of the

@@ -116,7 +116,7 @@ def make_demonstrations(env: str, expert_steps: int, hparams: Any, episodes: int
             from kl_rl import priors
 
             prior = priors.load(expert_dir / "prior")
-        run(cfg, hparams.hparams(expert_env), seed, expert_dir, eval_every=max(expert_steps // 10, 1),
+        run(cfg, hparams.hparams(expert_env, cfg.algo), seed, expert_dir, eval_every=max(expert_steps // 10, 1),
             progress=progress, overwrite=retrain, tensorboard=False, resume=resume, prior=prior, demos=demo_arrays,
             extra_config=extra,
             resume_help=ResumeHelp("the same kl-rl demos command",

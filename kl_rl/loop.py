@@ -20,6 +20,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from kl_rl import checkpoint
+from kl_rl.buffer import Transition
 from kl_rl.config import HParams, TrainConfig
 from kl_rl.plots import learning_curve
 from kl_rl.run_folder import (
@@ -65,8 +66,8 @@ class SingleRun:
     def __init__(self, cfg: TrainConfig):
         self.trainer = Trainer(cfg)
 
-    def init(self, seeds: Sequence[int], hparams: HParams, prior: Any) -> TrainState:
-        return jax.jit(self.trainer.init)(jax.random.key(seeds[0]), hparams, prior)
+    def init(self, seeds: Sequence[int], hparams: HParams, prior: Any, demos: Any = None) -> TrainState:
+        return jax.jit(self.trainer.init)(jax.random.key(seeds[0]), hparams, prior, demos)
 
     def pretrain(self, state: TrainState, hparams: HParams, obs: Any, actions: Any) -> tuple[TrainState, Any]:
         return jax.jit(self.trainer.pretrain)(state, hparams, *map(jax.numpy.asarray, (obs, actions)))
@@ -170,7 +171,8 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
     n = len(seeds)
     hparams = programs.place(hparams)
     t0 = time.perf_counter()
-    state = programs.init(seeds, hparams, prior)
+    state = programs.init(seeds, hparams, prior,
+                          demo_transitions(cfg, demos, programs.trainer.env, layout if resume else None))
     pretrain_losses, t_pretrain = None, time.perf_counter()
     ckpt = (checkpoint.manager(layout.state_dir, keep_checkpoints)
             if layout is not None and jax.process_count() == 1 else None)
@@ -182,7 +184,7 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
         state = programs.place(state)
         rows = [truncate_metrics(d / "metrics.jsonl", loop["epoch"]) for d in run_dirs]
     elif cfg.pretrains:  # its time includes compiling it
-        state, pretrain_losses = programs.pretrain(state, hparams, *demos)
+        state, pretrain_losses = programs.pretrain(state, hparams, demos[0], demos[1])
         pretrain_losses = np.asarray(programs.fetch(pretrain_losses))
     pretrain_seconds = time.perf_counter() - t_pretrain
     programs.compile(state, hparams)
@@ -291,6 +293,24 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
     return result
 
 
+def demo_transitions(cfg: TrainConfig, demos: Any, env: Any, resuming: Layout | None) -> Transition | None:
+    """The demonstrations buffer's contents for ``init``: the transitions of ``demos`` (a
+    ``prior_source.DemoArrays``), or when resuming zeros shaped like the checkpoint's buffer
+    (which the restore then fills), so that a resume needs no demonstrations file."""
+    if not cfg.demos_in_batch:
+        return None
+    if resuming is not None:
+        rows = checkpoint.stored_shape(resuming.state_dir, ("demos", "data", "reward"))[-1]
+        zeros = lambda *shape: np.zeros((rows, *shape), np.float32)  # noqa: E731
+        return Transition(obs=zeros(env.obs_size), action=zeros(env.action_size), reward=zeros(),
+                          next_obs=zeros(env.obs_size), terminated=zeros())
+    batch = getattr(demos, "transitions", None)
+    if batch is None:
+        raise ValueError(f"demos_in_batch needs the demonstrations' transitions (kl_rl.prior_source.DemoArrays); "
+                         f"algo {cfg.algo} got {'none' if demos is None else 'observations and actions only'}")
+    return Transition(**{k: jax.numpy.asarray(v) for k, v in batch.items()})
+
+
 @dataclass
 class RunResult(LoopResult):
     """``train_runs``' result for one run: ``rows`` are that run's rows (not a list of runs')."""
@@ -313,7 +333,7 @@ def run(cfg: TrainConfig, hparams: HParams, seed: int, run_dir: Path | None = No
     cfg = cfg.validate()  # the env's preset filled in before it is recorded
     if cfg.uses_prior and prior is None:
         raise ValueError(f"algo {cfg.algo} needs a behavioral prior")
-    if cfg.uses_demos and cfg.pretrain_epochs and demos is None and not resume:
+    if cfg.pretrains and demos is None and not resume:
         raise ValueError(f"algo {cfg.algo} pretrains on demonstrations: pass demos or set pretrain_epochs 0")
     record = run_record(cfg, hparams, seed, eval_every)
     if resume:

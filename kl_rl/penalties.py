@@ -128,4 +128,5 @@ class KLPenalty:
         return loss if extra is None else loss + extra
 
 
-PENALTIES: dict[str, type] = {"sac": EntropyPenalty, "bc-sac": EntropyPenalty, "nppac": KLPenalty, "kl": KLPenalty}
+PENALTIES: dict[str, type] = {"sac": EntropyPenalty, "bc-sac": EntropyPenalty, "rlpd": EntropyPenalty,
+                              "nppac": KLPenalty, "kl": KLPenalty}

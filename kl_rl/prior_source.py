@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
@@ -107,12 +107,23 @@ class Source:
     ~/.cache/kl_rl/priors or env KL_RL_PRIOR_CACHE."""
 
 
+class DemoArrays(NamedTuple):
+    """What training takes from the demonstrations: observations [N, o] and actions [N, a] for
+    pretraining, and their transitions (``kl_rl.demos.transitions``) where the config keeps them
+    in the minibatch (else None). A plain (observations, actions) pair serves where it does not."""
+
+    observations: Any
+    actions: Any
+    transitions: dict[str, Any] | None = None
+
+
 def demos_and_prior(cfg: Any, source: Source | None = None,
-                    seed: int = 0) -> tuple[Any, tuple[Any, Any] | None, dict[str, Any], float | None]:
-    """What a run of ``cfg`` (a TrainConfig) needs besides its settings: (prior, (demo
-    observations [N, o], demo actions [N, a]), the config record of where both came from, the
+                    seed: int = 0) -> tuple[Any, DemoArrays | None, dict[str, Any], float | None]:
+    """What a run of ``cfg`` (a TrainConfig) needs besides its settings: (prior, the
+    demonstrations' ``DemoArrays``, the config record of where both came from, the
     demonstrations' mean return); Nones for plain SAC. ``source`` None: the shipped
     demonstrations, each prior kind's defaults and the env's preset kernel."""
+    cfg = cfg.validate()
     if not cfg.uses_demos:
         return None, None, {}, None
     import numpy as np
@@ -135,4 +146,8 @@ def demos_and_prior(cfg: Any, source: Source | None = None,
         print(f"prior: {info['source']}" + (f" ({seconds:.1f} s)" if seconds and info["source"] == "fitted" else ""),
               flush=True)
         extra["prior"] = info
-    return prior, (np.asarray(data.observations), np.asarray(data.actions)), extra, demo_return
+    batch = None
+    if cfg.demos_in_batch:
+        batch = demos_lib.transitions(data, str(path))
+        extra["demos"]["transitions"] = int(batch["reward"].shape[0])
+    return prior, DemoArrays(np.asarray(data.observations), np.asarray(data.actions), batch), extra, demo_return

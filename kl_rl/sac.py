@@ -3,7 +3,10 @@
 One update (Haarnoja et al. 2018, with the reference's settings): critics regress on the soft
 TD target from the target critics, the actor minimizes alpha log pi - min Q under the critics
 as they were before this update, alpha follows automatic entropy tuning, and the target critics
-track the critics by Polyak averaging with rate tau.
+track the critics by Polyak averaging with rate tau. RLPD's critic recipe (Ball et al. 2023) is
+a matter of settings: a larger ensemble with LayerNorm, the target's minimum over a random
+subset of it, the actor on the ensemble's mean, and ``critic_update`` for the critic-only steps
+of an update-to-data ratio above 1.
 
 What regularizes the actor is a penalty chosen once, when the learner is built
 (``kl_rl.penalties``): SAC's tuned entropy bonus (sac, bc-sac), or the one-sample KL toward the
@@ -52,7 +55,7 @@ class SAC:
         self.obs_size = obs_size
         self.action_size = action_size
         self.actor = Actor(cfg.hidden_sizes, action_size, cfg.log_std_min, cfg.log_std_max)
-        self.critics = Critics(cfg.hidden_sizes, cfg.num_critics)
+        self.critics = Critics(cfg.hidden_sizes, cfg.num_critics, cfg.critic_layernorm)
         # Adam without a learning rate: the rate is applied from HParams so a sweep can vmap it.
         self.optimizer = optax.scale_by_adam()
         self.penalty = PENALTIES[cfg.algo](self)  # what the actor is regularized by: chosen once, here
@@ -108,30 +111,19 @@ class SAC:
         penalty_of = self.penalty
         key_next, key_pi = jax.random.split(key)
         alpha = penalty_of.weight(agent, hparams)
-
-        # Critic target, from the target critics at a fresh next action.
-        next_mean, next_log_std = self.actor.apply(agent.actor_params, batch.next_obs)
-        next_action, next_log_prob = sample_tanh_gaussian(key_next, next_mean, next_log_std)
-        next_q = self.critics.apply(agent.target_critic_params, batch.next_obs, next_action).min(0)
         moments = penalty_of.moments(batch, prior)
-        next_penalty = penalty_of.next_penalty(next_log_prob, next_action, moments)
-        target = losses.soft_td_target(batch.reward, batch.terminated, next_q, next_penalty,
-                                       penalty_of.target_weight(alpha), hparams.gamma)
-
-        def critic_objective(critic_params):
-            q = self.critics.apply(critic_params, batch.obs, batch.action)  # [num_critics, B]
-            return losses.critic_loss(q, target), q
+        (critic_loss, q), critic_grads = self._critic_grads(agent, hparams, batch, key, key_next, moments, alpha)
 
         def actor_objective(actor_params):
             mean, log_std = self.actor.apply(actor_params, batch.obs)
             action, log_prob = sample_tanh_gaussian(key_pi, mean, log_std)
-            q = self.critics.apply(agent.critic_params, batch.obs, action).min(0)
+            qs = self.critics.apply(agent.critic_params, batch.obs, action)  # [num_critics, B]
+            q = qs.mean(0) if self.cfg.actor_q == "mean" else qs.min(0)
             penalty = penalty_of.actor_penalty(log_prob, action, moments)
             loss = losses.actor_loss(penalty, q, alpha)
             extra = penalty_of.extra_actor_loss(mean, moments, alpha)
             return (loss if extra is None else loss + extra), (log_prob, penalty)
 
-        (critic_loss, q), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(agent.critic_params)
         (actor_loss, (log_prob, penalty)), actor_grads = jax.value_and_grad(actor_objective, has_aux=True)(
             agent.actor_params)
 
@@ -152,6 +144,49 @@ class SAC:
         target_critic_params = optax.incremental_update(critic_params, agent.target_critic_params, hparams.tau)
         return AgentState(actor_params, critic_params, target_critic_params, actor_opt_state, critic_opt_state,
                           log_alpha, alpha_opt_state), metrics
+
+    def td_target(self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array,
+                  key_next: jax.Array, moments: Any, alpha: jax.Array) -> jax.Array:
+        """The soft TD target [B] from the target critics at a fresh next action (``key_next``):
+        their minimum, over a random ``critic_subset`` of them (drawn with ``key``) when that is
+        smaller than the ensemble (RLPD, after REDQ)."""
+        next_mean, next_log_std = self.actor.apply(agent.actor_params, batch.next_obs)
+        next_action, next_log_prob = sample_tanh_gaussian(key_next, next_mean, next_log_std)
+        next_qs = self.critics.apply(agent.target_critic_params, batch.next_obs, next_action)  # [num_critics, B]
+        if self.cfg.critic_subset < self.cfg.num_critics:
+            next_qs = next_qs[self.target_subset(key)]
+        next_penalty = self.penalty.next_penalty(next_log_prob, next_action, moments)
+        return losses.soft_td_target(batch.reward, batch.terminated, next_qs.min(0), next_penalty,
+                                     self.penalty.target_weight(alpha), hparams.gamma)
+
+    def target_subset(self, key: jax.Array) -> jax.Array:
+        """The ``critic_subset`` distinct target critics [k] one update's target takes its minimum over."""
+        return jax.random.choice(jax.random.fold_in(key, 1), self.cfg.num_critics, (self.cfg.critic_subset,),
+                                 replace=False)
+
+    def _critic_grads(self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array,
+                      key_next: jax.Array, moments: Any, alpha: jax.Array) -> tuple[Any, Params]:
+        """((loss, q [num_critics, B]), gradients) of the critics' regression on ``td_target``."""
+        target = self.td_target(agent, hparams, batch, key, key_next, moments, alpha)
+
+        def critic_objective(critic_params):
+            q = self.critics.apply(critic_params, batch.obs, batch.action)  # [num_critics, B]
+            return losses.critic_loss(q, target), q
+
+        return jax.value_and_grad(critic_objective, has_aux=True)(agent.critic_params)
+
+    def critic_update(self, agent: AgentState, hparams: HParams, batch: Transition, key: jax.Array,
+                      prior: Any = None) -> AgentState:
+        """One critic-only step (and the target critics' Polyak step): the extra updates of an
+        update-to-data ratio above 1, which RLPD runs before each actor update."""
+        moments = self.penalty.moments(batch, prior)
+        alpha = self.penalty.weight(agent, hparams)
+        (_, _), grads = self._critic_grads(agent, hparams, batch, key, jax.random.split(key)[0], moments, alpha)
+        critic_params, critic_opt_state = self.apply_adam(agent.critic_params, grads, agent.critic_opt_state,
+                                                          hparams.critic_lr)
+        target = optax.incremental_update(critic_params, agent.target_critic_params, hparams.tau)
+        return agent.replace(critic_params=critic_params, critic_opt_state=critic_opt_state,
+                             target_critic_params=target)
 
     def pretrain_step(self, agent: AgentState, hparams: HParams, obs: jax.Array, actions: jax.Array, key: jax.Array,
                       prior_moments: tuple[jax.Array, jax.Array] | None = None) -> tuple[AgentState, jax.Array]:

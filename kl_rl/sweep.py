@@ -104,14 +104,14 @@ class SweepPrograms:
         mesh = Mesh(np.asarray(self.devices), ("runs",))
         self.sharding = NamedSharding(mesh, PartitionSpec("runs"))
         t = self.trainer
-        self._init = jax.jit(jax.vmap(t.init, in_axes=(0, 0, None)), out_shardings=self.sharding)
+        self._init = jax.jit(jax.vmap(t.init, in_axes=(0, 0, None, None)), out_shardings=self.sharding)
         self._pretrain = jax.jit(jax.vmap(t.pretrain, in_axes=(0, 0, None, None)), out_shardings=self.sharding)
         self._epoch = jax.jit(jax.vmap(t.epoch), out_shardings=self.sharding, donate_argnums=0)
         self._evaluate = jax.jit(jax.vmap(t.evaluate), out_shardings=self.sharding)
 
-    def init(self, seeds: Sequence[int], hparams: HParams, prior: Any) -> Any:
+    def init(self, seeds: Sequence[int], hparams: HParams, prior: Any, demos: Any = None) -> Any:
         keys = jax.vmap(jax.random.key)(jnp.asarray(padded(list(seeds), len(self.devices))))
-        return self._init(self.place(keys), hparams, prior)
+        return self._init(self.place(keys), hparams, prior, demos)
 
     def pretrain(self, state: Any, hparams: HParams, obs: Any, actions: Any) -> tuple[Any, Any]:
         return self._pretrain(state, hparams, jnp.asarray(obs), jnp.asarray(actions))
@@ -204,9 +204,20 @@ class LabelResult:
 
 
 def label_config(base: TrainConfig, label: str) -> TrainConfig:
-    """``algo[:prior]`` applied to ``base``, validated (one-line ValueError)."""
-    algo, _, prior = label.partition(":")
-    return dataclasses.replace(base, algo=algo, prior=prior or "gp").validate()
+    """``algo[:prior][@name=value,...]`` applied to ``base``, validated (one-line ValueError):
+    e.g. ``kl:mlp``, or ``nppac@critic_recipe=rlpd,utd=2`` for N-PPAC with RLPD's critics at UTD 2."""
+    from kl_rl.config import parse_overrides
+
+    head, _, settings = label.partition("@")
+    algo, _, prior = head.partition(":")
+    overrides = parse_overrides(settings.split(","), flag=f"label {label}:") if settings else {}
+    return dataclasses.replace(base, algo=algo, prior=prior or "gp", **overrides).validate()
+
+
+def label_folder(label: str) -> str:
+    """A label as a folder name: ``kl:mlp`` -> ``kl-mlp``, ``nppac@utd=2,num_critics=10`` ->
+    ``nppac+utd=2+num_critics=10``."""
+    return label.replace(":", "-").replace("@", "+").replace(",", "+")
 
 
 def sweep_labels(base: TrainConfig, labels: Sequence[str], runs: list[SweepRun], root: Path, *,
@@ -226,10 +237,11 @@ def sweep_labels(base: TrainConfig, labels: Sequence[str], runs: list[SweepRun],
     out = []
     for label, cfg in configs:
         prior, demo_arrays, _, demo_return = demos_and_prior(cfg, source, 0)
-        sweep_dir = root / label.replace(":", "-") if len(configs) > 1 else root
-        result = run_sweep(cfg, (hparams or HParamOptions()).hparams(cfg.env), runs, sweep_dir, eval_every=eval_every,
-                           progress=progress, prior=prior, demos=demo_arrays, overwrite=overwrite,
-                           checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints)
+        sweep_dir = root / label_folder(label) if len(configs) > 1 else root
+        base = (hparams or HParamOptions()).hparams(cfg.env, cfg.algo)
+        result = run_sweep(cfg, base, runs, sweep_dir, eval_every=eval_every, progress=progress, prior=prior,
+                           demos=demo_arrays, overwrite=overwrite, checkpoint_every=checkpoint_every,
+                           keep_checkpoints=keep_checkpoints)
         write_sweep_summary(sweep_dir, label, cfg, runs, result.rows)
         out.append(LabelResult(label, cfg, sweep_dir, result, demo_return))
     return out

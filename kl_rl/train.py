@@ -4,7 +4,9 @@
 jit-able, and work unchanged under ``jax.vmap`` over a leading run axis (seeds x hparams).
 An epoch collects ``env_steps_per_epoch`` transitions with ``lax.scan`` over vectorized env
 steps; after each vectorized step it writes the transitions to the replay buffer and runs
-``utd * num_envs`` gradient updates with an inner ``lax.scan``. ``pretrain`` fits the actor
+``utd * num_envs`` critic updates, ``num_envs`` of them with an actor update, with an inner
+``lax.scan``; minibatches come from the replay buffer, or partly from a fixed buffer of the
+demonstrations (``demos_in_batch``: RLPD). ``pretrain`` fits the actor
 on demonstration states before that (KL toward the prior, or behavioral cloning).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -41,7 +44,8 @@ class TrainState:
     key: jax.Array  # PRNG key for the next epoch
     prior: Any  # behavioral prior pytree pi0 (nppac, kl), or None
     env_steps: jax.Array  # [] int32, transitions collected so far
-    grad_steps: jax.Array  # [] int32, gradient updates done so far
+    grad_steps: jax.Array  # [] int32, critic updates done so far
+    demos: ReplayBuffer | None = None  # the demonstrations' transitions, fixed (demos_in_batch), or None
 
 
 class Trainer:
@@ -49,34 +53,75 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg.validate()
+        cfg = self.cfg
         self.env: VecEnv = make_env(cfg.env, cfg.num_envs, cfg.episode_length)
         self.eval_env: VecEnv = make_env(cfg.env, cfg.eval_episodes, cfg.episode_length)
-        self.sac = SAC(cfg, self.env.obs_size, self.env.action_size)
-        self._stores_prior = cfg.uses_prior and cfg.prior_in_buffer
+        self.sac = SAC(self.cfg, self.env.obs_size, self.env.action_size)
+        self._stores_prior = self.cfg.uses_prior and self.cfg.prior_in_buffer
 
-    def init(self, key: jax.Array, hparams: HParams, prior: Any = None) -> TrainState:
-        """A fresh state; ``prior`` (a ``kl_rl.priors`` pytree) is required by nppac and kl."""
+    def init(self, key: jax.Array, hparams: HParams, prior: Any = None, demos: Transition | None = None) -> TrainState:
+        """A fresh state; ``prior`` (a ``kl_rl.priors`` pytree) is required by nppac and kl,
+        ``demos`` (the demonstrations' transitions, leaves [D, ...], ``kl_rl.demos.transitions``)
+        where the config keeps them in the batch."""
         if (prior is not None) != self.cfg.uses_prior:
             raise ValueError(f"algo {self.cfg.algo} {'needs a' if self.cfg.uses_prior else 'takes no'} prior")
+        if (demos is not None) != self.cfg.demos_in_batch:
+            raise ValueError(f"demos_in_batch is {self.cfg.demos_in_batch}: pass the demonstrations' transitions "
+                             "exactly when it is on")
         key_agent, key_env, key_next = jax.random.split(key, 3)
         buffer = replay.init(self.cfg.buffer_capacity, self.env.obs_size, self.env.action_size,
                              prior_moments=self._stores_prior)
         return TrainState(agent=self.sac.init(key_agent, hparams), buffer=buffer, env_state=self.env.reset(key_env),
-                          key=key_next, prior=prior, env_steps=jnp.int32(0), grad_steps=jnp.int32(0))
+                          key=key_next, prior=prior, env_steps=jnp.int32(0), grad_steps=jnp.int32(0),
+                          demos=None if demos is None else self._demo_buffer(demos, prior))
 
-    def _updates(self, agent: AgentState, hparams: HParams, buffer: ReplayBuffer, key: jax.Array, prior: Any,
-                 learn_actor: jax.Array) -> tuple[AgentState, dict[str, jax.Array]]:
-        """``updates_per_iter`` gradient steps on fresh minibatches (the actor's only where
-        ``learn_actor``); returns metrics reduced over them (sums for means, max / min for extremes)."""
-        n, batch_size = self.cfg.updates_per_iter, self.cfg.batch_size
+    def _demo_buffer(self, demos: Transition, prior: Any) -> ReplayBuffer:
+        """The demonstrations as a full buffer of their own (with pi0's moments where the online
+        buffer stores them), which online data never overwrites."""
+        count = demos.reward.shape[0]
+        chex.assert_tree_shape_prefix(demos, (count,))
+        if self._stores_prior:
+            mean0, std0 = priors.predict(prior, jnp.concatenate([demos.obs, demos.next_obs]))  # [2D, a]
+            demos = demos.replace(prior=jnp.stack([mean0[:count], std0[:count], mean0[count:], std0[count:]], axis=1))
+        empty = replay.init(count, self.env.obs_size, self.env.action_size, prior_moments=self._stores_prior)
+        return replay.add(empty, demos)
+
+    def _sample(self, buffer: ReplayBuffer, demos: ReplayBuffer | None, hparams: HParams, key: jax.Array,
+                shape: tuple[int, ...]) -> Transition:
+        """Minibatches of ``shape`` (leading axes, the last the batch): uniform over the online
+        buffer, or with the demonstrations in the batch its first round(demo_ratio x B) rows from
+        them (RLPD's symmetric sampling at 0.5)."""
+        online = replay.sample(buffer, key, shape)
+        if demos is None:
+            return online
+        # the online rows drawn as without demonstrations, so demo_ratio 0 is plain SAC bit for bit
+        offline = replay.sample(demos, jax.random.fold_in(key, 1), shape)
+        from_demos = jnp.arange(shape[-1]) < jnp.round(hparams.demo_ratio * shape[-1])  # [B]
+        pick = lambda d, o: jnp.where(from_demos.reshape(-1, *([1] * (d.ndim - len(shape)))), d, o)  # noqa: E731
+        return jax.tree.map(pick, offline, online)
+
+    def _updates(self, agent: AgentState, hparams: HParams, buffer: ReplayBuffer, demos: ReplayBuffer | None,
+                 key: jax.Array, prior: Any, learn_actor: jax.Array) -> tuple[AgentState, dict[str, jax.Array]]:
+        """``updates_per_iter`` critic steps on fresh minibatches, every ``utd``-th with an actor
+        step (the actor's only where ``learn_actor``; at utd 1 each is one SAC update); returns
+        metrics of the actor-and-critic steps reduced over them (sums for means, max / min for
+        extremes)."""
+        n, batch_size, utd = self.cfg.num_envs, self.cfg.batch_size, self.cfg.utd
         key_sample, key_update = jax.random.split(key)
-        batches = replay.sample(buffer, key_sample, (n, batch_size))  # leaves [n, B, ...]
+        batches = self._sample(buffer, demos, hparams, key_sample, (n * utd, batch_size))  # leaves [n utd, B, ...]
+        keys = jax.random.split(key_update, n * utd)
+        if utd > 1:  # per actor step: utd - 1 critic-only steps, then the joint one
+            batches, keys = jax.tree.map(lambda x: x.reshape(n, utd, *x.shape[1:]), (batches, keys))
 
         def one(agent, xs):
             batch, k = xs
+            if utd > 1:
+                critic_only = lambda a, x: (self.sac.critic_update(a, hparams, x[0], x[1], prior), None)  # noqa: E731
+                agent, _ = jax.lax.scan(critic_only, agent, jax.tree.map(lambda x: x[:-1], (batch, k)))
+                batch, k = jax.tree.map(lambda x: x[-1], (batch, k))
             return self.sac.update(agent, hparams, batch, k, prior, learn_actor=learn_actor)
 
-        agent, metrics = jax.lax.scan(one, agent, (batches, jax.random.split(key_update, n)))
+        agent, metrics = jax.lax.scan(one, agent, (batches, keys))
         return agent, {k: _REDUCE[self.sac.metric_reductions[k]](v) for k, v in metrics.items()}
 
     def pretrain(self, state: TrainState, hparams: HParams, demo_obs: jax.Array,
@@ -142,7 +187,7 @@ class Trainer:
             learn_actor = (env_steps >= cfg.learning_starts + cfg.critic_warmup_steps
                            if cfg.critic_warmup_steps else True)
             agent, update_sums = jax.lax.cond(
-                learn, lambda a: self._updates(a, hparams, buffer, key_update, state.prior, learn_actor),
+                learn, lambda a: self._updates(a, hparams, buffer, state.demos, key_update, state.prior, learn_actor),
                 lambda a: (a, zero_metrics), state.agent)
             done = out.done
             sums = {
@@ -161,7 +206,8 @@ class Trainer:
                  "length_sum": jnp.int32(0), **({"success_sum": jnp.int32(0)} if self.env.success_metric else {})}
         grad_steps_before = state.grad_steps
         (state, sums), _ = jax.lax.scan(iteration, (state, sums0), None, length=cfg.iters_per_epoch)
-        return state, _epoch_metrics(sums, state, state.grad_steps - grad_steps_before, reductions)
+        actor_steps = (state.grad_steps - grad_steps_before) // cfg.utd  # the updates the metrics come from
+        return state, _epoch_metrics(sums, state, actor_steps, reductions)
 
     def evaluate(self, state: TrainState) -> dict[str, jax.Array]:
         """Deterministic policy (tanh of the mean), ``eval_episodes`` full episodes in parallel."""

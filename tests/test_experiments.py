@@ -88,10 +88,13 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
 
 
 def test_door_experiment_runs_sac_once_for_every_source(tmp_path):
-    _run("door.py", tmp_path, "--labels", "sac")
+    # rlpd with a small ensemble: a vmapped sweep with the demonstrations in the batch
+    _run("door.py", tmp_path, "--labels", "sac", "rlpd@num_critics=3,utd=2")
     record = json.loads((tmp_path / "door.json").read_text())
     assert record["sources"]["shipped"]["sac"]["final"]["n"] == 2
+    assert np.isfinite(record["sources"]["shipped"]["rlpd@num_critics=3,utd=2"]["final"]["mean"])
     assert (tmp_path / "runs" / "pointmass-no-demos" / "sac" / "summary.csv").exists()
+    assert (tmp_path / "runs" / "pointmass-shipped" / "rlpd+num_critics=3+utd=2" / "summary.csv").exists()
     table = (tmp_path / "table.md").read_text()
     assert "## shipped demonstrations" in table and "final success: mean [95% CI]" in table
 

@@ -52,6 +52,8 @@ def test_set_parses_values_like_the_fields():
         head_start.parse_overrides(["no_such_field=1"])
     with pytest.raises(ValueError, match="not a value for kl_in_target"):
         head_start.parse_overrides(["kl_in_target=maybe"])
+    typed = head_start.parse_overrides(["critic_recipe=rlpd", "utd=2", "hidden_sizes=64x64", "critic_layernorm=None"])
+    assert typed == {"critic_recipe": "rlpd", "utd": 2, "hidden_sizes": (64, 64), "critic_layernorm": None}
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -27,10 +27,10 @@ class SweepArgs:
     """Seeds 0 .. N-1 for every grid point."""
     grid: Annotated[list[str], tyro.conf.UseAppendAction] = field(default_factory=list)
     """A float hyperparameter and its values, repeatable: --grid alpha=0.03,0.1,0.3 --grid actor_lr=1e-4,3e-4
-    (names: actor_lr, critic_lr, alpha_lr, gamma, tau, init_alpha, alpha, entropy_per_dim)."""
+    (names: actor_lr, critic_lr, alpha_lr, gamma, tau, init_alpha, alpha, entropy_per_dim, demo_ratio)."""
     static: tuple[str, ...] = ()
-    """Static choices run as separate programs one after the other, as algo[:prior], e.g.
-    nppac kl:mlp sac (default: --algo with --prior)."""
+    """Static choices run as separate programs one after the other, as algo[:prior][@name=value,...],
+    e.g. nppac kl:mlp sac rlpd@utd=2 nppac@critic_recipe=rlpd (default: --algo with --prior)."""
     source: Annotated[Source, tyro.conf.OmitArgPrefixes] = field(default_factory=Source)
     eval_every: int = 5_000
     """Evaluate every run's deterministic policy every this many transitions (and at the end)."""
@@ -83,20 +83,24 @@ def sweep(args: SweepArgs) -> int:
         _show(console, sweeps.resume_sweeps(args.resume, args.progress, args.checkpoint_every, args.keep_checkpoints))
         return 0
     grid = sweeps.parse_grid(args.grid)
+    config = args.hparams.configure(args.config)
+    if "demo_ratio" in grid and not config.validate().demos_in_batch:
+        raise ValueError("--grid demo_ratio needs the demonstrations in the batch: use --algo rlpd, or "
+                         "--demos-in-batch True (or --demo-ratio above 0)")
     if args.seeds < 1:
         raise ValueError(f"seeds must be >= 1 (got {args.seeds})")
     if args.eval_every < 1:
         raise ValueError(f"eval-every must be >= 1 (got {args.eval_every})")
-    labels = list(args.static) or [args.config.algo + (f":{args.config.prior}" if args.config.algo == "kl" else "")]
+    labels = list(args.static) or [config.algo + (f":{config.prior}" if config.algo == "kl" else "")]
     for label in labels:  # every static choice is checked before anything trains
-        sweeps.label_config(args.config, label)
+        args.hparams.hparams(config.env, sweeps.label_config(config, label).algo)
     compile_cache.enable(args.compile_cache)
     import jax
 
     runs = sweeps.expand(range(args.seeds), grid)
-    root = args.runs_dir / (args.sweep_name or f"sweep-{args.config.env}-{args.config.algo}")
+    root = args.runs_dir / (args.sweep_name or f"sweep-{config.env}-{config.algo}")
     console.print(f"{len(runs)} runs per static choice on {len(jax.devices())} device(s): {jax.devices()}")
-    done = sweeps.sweep_labels(args.config, labels, runs, root, hparams=args.hparams, source=args.source,
+    done = sweeps.sweep_labels(config, labels, runs, root, hparams=args.hparams, source=args.source,
                                eval_every=args.eval_every,
                                overwrite=args.overwrite, progress=args.progress,
                                checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints)

@@ -52,7 +52,8 @@ class TrainArgs:
 def train(args: TrainArgs) -> int:
     if args.resume is not None:
         return _resume(args)
-    cfg = args.config.validate()
+    cfg = args.hparams.configure(args.config).validate()
+    hparams = args.hparams.hparams(cfg.env, cfg.algo)
     if args.checkpoint_every < 0 or args.keep_checkpoints < 1:
         raise ValueError("checkpoint-every must be >= 0 and keep-checkpoints >= 1 "
                          f"(got {args.checkpoint_every}, {args.keep_checkpoints})")
@@ -65,7 +66,6 @@ def train(args: TrainArgs) -> int:
     from kl_rl.prior_source import demos_and_prior
     from kl_rl.run_folder import fresh_run_dir, prepare_run_dir
 
-    hparams = args.hparams.hparams(cfg.env)
     if args.run_name:
         run_dir = prepare_run_dir(args.runs_dir / args.run_name, args.overwrite)  # fail before fitting
     else:
@@ -104,7 +104,7 @@ def _resume(args: TrainArgs) -> int:
     conflicts = [f"--{f.name.replace('_', '-')}" for f in dataclasses.fields(TrainConfig)
                  if getattr(args.config, f.name) != getattr(defaults.config, f.name)
                  and getattr(args.config, f.name) != getattr(cfg, f.name)]
-    conflicts += args.hparams.conflicts(cfg.env, saved["hparams"])
+    conflicts += args.hparams.conflicts(cfg.env, saved["hparams"], cfg.algo)
     conflicts += [f"--{name.replace('_', '-')}" for name in ("seed", "eval_every")  # TrainArgs' recorded fields
                   if getattr(args, name) != getattr(defaults, name) and getattr(args, name) != saved.get(name)]
     if conflicts:
