@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{rate['critic_updates_per_s']:.0f}", f"{rate['compile_seconds']:.0f}"])
                 print(table(rows[-1:], ["algo", "critics", "UTD", "env steps/s", "critic updates/s", "compile s"]),
                       flush=True)
+                write_json(args.out, {"env": args.env, "steps_per_epoch": args.steps_per_epoch, "epochs": args.epochs,
+                                      "loop": records, "partial": True, "machine": machine()})  # kept if stopped
     env = make_env(args.env, 1)
     ensemble = []
     for critics in args.critics:
