@@ -20,8 +20,10 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -33,9 +35,25 @@ from kl_rl import compile_cache  # noqa: E402
 from kl_rl.config import HParamOptions, TrainConfig  # noqa: E402
 from kl_rl.envs import make_env  # noqa: E402
 from kl_rl.loop import demo_transitions  # noqa: E402
-from kl_rl.networks import Critics, VmappedCritics  # noqa: E402
+from kl_rl.networks import MLP, Critics  # noqa: E402
 from kl_rl.prior_source import demos_and_prior  # noqa: E402
 from kl_rl.train import Trainer  # noqa: E402
+
+
+class VmappedCritics(nn.Module):
+    """The same ensemble as ``kl_rl.networks.Critics`` as one ``nn.vmap``-ed MLP: parameters
+    stacked on a leading [num_critics] axis, one batched matmul per layer (measured here only)."""
+
+    hidden_sizes: Sequence[int]
+    num_critics: int = 2
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        ensemble = nn.vmap(MLP, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None,
+                           out_axes=0, axis_size=self.num_critics)
+        return ensemble(self.hidden_sizes, 1, self.layer_norm)(x)[..., 0]  # [num_critics, B]
 
 
 def loop_rate(cfg: TrainConfig, epochs: int) -> dict:

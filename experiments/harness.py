@@ -137,6 +137,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     folder already holds a finished sweep of the same settings is read back instead of rerun, and
     one stopped part-way continues from its latest checkpoint, so an interrupted experiment loses
     at most the epochs since that checkpoint. Returns label -> per-seed metric rows."""
+    from kl_rl import checkpoint
     from kl_rl.loop import NonFiniteError
     from kl_rl.prior_source import Source
     from kl_rl.sweep import expand, label_config, label_folder, resume_sweeps, sweep_labels
@@ -157,7 +158,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         if not (finished and same):
             diverged.unlink(missing_ok=True)
             try:
-                if same and any((sweep_dir / "checkpoints").glob("[0-9]*")):  # stopped part-way: continue
+                if same and checkpoint.latest_epoch(sweep_dir) is not None:  # stopped part-way: continue
                     print(f"{label}: resuming {sweep_dir} from its latest checkpoint", flush=True)
                     resume_sweeps(sweep_dir, progress=False)
                 else:

@@ -19,6 +19,7 @@ import jax
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from kl_rl import buffer as replay
 from kl_rl import checkpoint
 from kl_rl.buffer import Transition
 from kl_rl.config import HParams, TrainConfig
@@ -301,9 +302,7 @@ def demo_transitions(cfg: TrainConfig, demos: Any, env: Any, resuming: Layout | 
         return None
     if resuming is not None:
         rows = checkpoint.stored_shape(resuming.state_dir, ("demos", "data", "reward"))[-1]
-        zeros = lambda *shape: np.zeros((rows, *shape), np.float32)  # noqa: E731
-        return Transition(obs=zeros(env.obs_size), action=zeros(env.action_size), reward=zeros(),
-                          next_obs=zeros(env.obs_size), terminated=zeros())
+        return replay.init(rows, env.obs_size, env.action_size).data  # zeros of the stored shape
     batch = getattr(demos, "transitions", None)
     if batch is None:
         raise ValueError(f"demos_in_batch needs the demonstrations' transitions (kl_rl.prior_source.DemoArrays); "

@@ -58,19 +58,3 @@ class Critics(nn.Module):
         qs = [MLP(self.hidden_sizes, 1, self.layer_norm)(x)[..., 0] for _ in range(self.num_critics)]
         return jnp.stack(qs)
 
-
-class VmappedCritics(nn.Module):
-    """The same ensemble as ``Critics`` as one ``nn.vmap``-ed MLP: parameters stacked on a
-    leading [num_critics] axis and one batched matmul per layer. Kept for the side-by-side
-    measurement in ``benchmarks/ensemble.py``; the trainer uses ``Critics``."""
-
-    hidden_sizes: Sequence[int]
-    num_critics: int = 2
-    layer_norm: bool = False
-
-    @nn.compact
-    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        x = jnp.concatenate([obs, action], axis=-1)
-        ensemble = nn.vmap(MLP, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None,
-                           out_axes=0, axis_size=self.num_critics)
-        return ensemble(self.hidden_sizes, 1, self.layer_norm)(x)[..., 0]  # [num_critics, B]

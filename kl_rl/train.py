@@ -81,8 +81,7 @@ class Trainer:
         count = demos.reward.shape[0]
         chex.assert_tree_shape_prefix(demos, (count,))
         if self._stores_prior:
-            mean0, std0 = priors.predict(prior, jnp.concatenate([demos.obs, demos.next_obs]))  # [2D, a]
-            demos = demos.replace(prior=jnp.stack([mean0[:count], std0[:count], mean0[count:], std0[count:]], axis=1))
+            demos = demos.replace(prior=_prior_moments(prior, demos.obs, demos.next_obs))
         empty = replay.init(count, self.env.obs_size, self.env.action_size, prior_moments=self._stores_prior)
         return replay.add(empty, demos)
 
@@ -175,9 +174,7 @@ class Trainer:
             env_state, out = self.env.step(state.env_state, action)
             moments = None
             if self._stores_prior:  # pi0 at s and s' of the new transitions, in one prediction
-                mean0, std0 = priors.predict(state.prior, jnp.concatenate([obs, out.next_obs]))  # [2N, a]
-                n = obs.shape[0]
-                moments = jnp.stack([mean0[:n], std0[:n], mean0[n:], std0[n:]], axis=1)  # [N, 4, a]
+                moments = _prior_moments(state.prior, obs, out.next_obs)
             buffer = replay.add(state.buffer, Transition(obs=obs, action=action, reward=out.reward,
                                                          next_obs=out.next_obs, prior=moments,
                                                          terminated=out.terminated.astype(jnp.float32)))
@@ -223,6 +220,14 @@ class Trainer:
         if success_metric:  # the success rate of the deterministic policy (door: door open > 25 steps)
             out["eval_success"] = jnp.mean(episodes.successes(self.eval_env).astype(jnp.float32))
         return out
+
+
+def _prior_moments(prior: Any, obs: jax.Array, next_obs: jax.Array) -> jax.Array:
+    """pi0's (mean, std) at s and s' of N transitions, in one prediction: [N, 4, a] =
+    (mean(s), std(s), mean(s'), std(s')), the layout ``Transition.prior`` stores."""
+    n = obs.shape[0]
+    mean0, std0 = priors.predict(prior, jnp.concatenate([obs, next_obs]))  # [2N, a]
+    return jnp.stack([mean0[:n], std0[:n], mean0[n:], std0[n:]], axis=1)
 
 
 def _epoch_metrics(sums: dict[str, jax.Array], state: TrainState, updates: jax.Array,
