@@ -26,6 +26,10 @@ QUICK_CONFIG = dict(env="pointmass", num_envs=4, episode_length=20, total_steps=
                     learning_starts=64, batch_size=32, hidden_sizes=(32, 32), eval_episodes=3,
                     pretrain_epochs=10, pretrain_batch_size=16, critic_warmup=128)
 DIVERGED_FILE = "diverged.json"  # in a label's sweep folder: the run stopped on a non-finite metric
+# <out>/runs/ (checkpoints, replay buffers: large) is ignored by git; a finished label's record
+# (its sweep.json, summary and per-seed metrics: a few kB) is copied into <out>/records/, which is
+# committed, so that a fresh clone reads finished labels back instead of training them again
+RECORDS = "records"
 QUICK_PRIOR_OPTIONS = dict(num_inducing=24, gp_steps=20, fit_points=0, mlp_steps=300, num_members=2, num_passes=4)
 
 
@@ -133,10 +137,11 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
                  demos: Path | None = None, num_demos: int | None = None,
                  eval_every: int = 5_000) -> dict[str, list[list[dict[str, Any]]]]:
     """Trains every ``algo[:prior]`` label for ``seeds`` seeds as one sweep program per label
-    (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``. A label whose
-    folder already holds a finished sweep of the same settings is read back instead of rerun, and
-    one stopped part-way continues from its latest checkpoint, so an interrupted experiment loses
-    at most the epochs since that checkpoint. Returns label -> per-seed metric rows."""
+    (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``, and keeps a
+    finished label's record in ``<out>/records/<folder>/<label>``. A label with a record (or a
+    finished sweep) of the same settings is read back instead of rerun, and one stopped part-way
+    continues from its latest checkpoint, so an interrupted experiment loses at most the epochs
+    since that checkpoint. Returns label -> per-seed metric rows."""
     from kl_rl import checkpoint
     from kl_rl.loop import NonFiniteError
     from kl_rl.prior_source import Source
@@ -150,12 +155,15 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     for label in labels:
         label_cfg = label_config(cfg, label)
         name = f"{folder}/{label_folder(label)}"
-        sweep_dir = out / "runs" / name
+        sweep_dir, record_dir = out / "runs" / name, out / RECORDS / name
         expected = dataclasses.asdict(label_cfg.validate())
+        if _finished(record_dir) and _same_sweep(record_dir, expected, seeds, eval_every):
+            print(f"{label}: read back from {record_dir}", flush=True)
+            results[label] = _label_rows(record_dir, seeds)
+            continue
         diverged = sweep_dir / DIVERGED_FILE
-        finished = (sweep_dir / "summary.csv").exists() or diverged.exists()
         same = (sweep_dir / "sweep.json").exists() and _same_sweep(sweep_dir, expected, seeds, eval_every)
-        if not (finished and same):
+        if not (_finished(sweep_dir) and same):
             diverged.unlink(missing_ok=True)
             try:
                 if same and checkpoint.latest_epoch(sweep_dir) is not None:  # stopped part-way: continue
@@ -169,12 +177,39 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
             except NonFiniteError as err:  # the pathology itself: a result, not a crash of the experiment
                 diverged.write_text(json.dumps({"error": str(err)}))
                 print(f"{label}: diverged ({err})", flush=True)
-        runs = [_read_rows(sweep_dir / f"base-s{s}" / "metrics.jsonl") for s in range(seeds)]
-        if diverged.exists():
-            error = json.loads(diverged.read_text())["error"]
-            runs = [rows + [{"diverged": error, "env_steps": rows[-1]["env_steps"]}] for rows in runs]
-        results[label] = runs
+        keep_record(sweep_dir, record_dir, seeds)
+        results[label] = _label_rows(sweep_dir, seeds)
     return results
+
+
+def _finished(sweep_dir: Path) -> bool:
+    return (sweep_dir / "summary.csv").exists() or (sweep_dir / DIVERGED_FILE).exists()
+
+
+def keep_record(sweep_dir: Path, record_dir: Path, seeds: int) -> None:
+    """Copies a finished label's sweep.json, per-seed metrics.jsonl and summary (or divergence
+    note) from ``sweep_dir`` into ``record_dir``; the finishing file goes last, so a kill midway
+    leaves a record that reads as unfinished."""
+    import shutil
+
+    for s in range(seeds):
+        (record_dir / f"base-s{s}").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sweep_dir / f"base-s{s}" / "metrics.jsonl", record_dir / f"base-s{s}" / "metrics.jsonl")
+    for name in ("summary.csv", DIVERGED_FILE):  # an older record's finishing file
+        (record_dir / name).unlink(missing_ok=True)
+    for name in ("sweep.json", "summary.csv", DIVERGED_FILE):
+        if (sweep_dir / name).exists():
+            shutil.copyfile(sweep_dir / name, record_dir / name)
+
+
+def _label_rows(sweep_dir: Path, seeds: int) -> list[list[dict[str, Any]]]:
+    """Per seed, the metric rows of a finished label; a diverged label's rows end in a row naming
+    the error."""
+    runs = [_read_rows(sweep_dir / f"base-s{s}" / "metrics.jsonl") for s in range(seeds)]
+    if (sweep_dir / DIVERGED_FILE).exists():
+        error = json.loads((sweep_dir / DIVERGED_FILE).read_text())["error"]
+        runs = [rows + [{"diverged": error, "env_steps": rows[-1]["env_steps"]}] for rows in runs]
+    return runs
 
 
 def _same_sweep(sweep_dir: Path, config: dict[str, Any], seeds: int, eval_every: int) -> bool:

@@ -57,15 +57,22 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     assert summary["kl:mlp"]["prior_std_min"] < summary["nppac"]["prior_std_min"]  # the MLP's variance collapses
     nppac_dir = tmp_path / "priors" / "runs" / "pointmass" / "nppac"
     assert (nppac_dir / "summary.csv").exists()
-    # a rerun reads finished labels back instead of training them again, and continues a label
-    # stopped part-way from its latest checkpoint (here: the one after pretraining) to the same numbers
+    # a rerun reads finished labels back instead of training them again (from their committed
+    # record, even where runs/ is gone, as in a fresh clone), and continues a label stopped part-way
+    # from its latest checkpoint (here: the one after pretraining) to the same numbers
+    records = tmp_path / "priors" / "records" / "pointmass"
+    assert (records / "sac" / "summary.csv").exists() and (records / "nppac" / "base-s1" / "metrics.jsonl").exists()
+    shutil.rmtree(tmp_path / "priors" / "runs" / "pointmass" / "sac")
     uninterrupted = (nppac_dir / "base-s1" / "metrics.jsonl").read_text().splitlines()
     (nppac_dir / "summary.csv").unlink()
+    (records / "nppac" / "summary.csv").unlink()
     final_step = max(int(p.name) for p in (nppac_dir / "checkpoints").iterdir() if p.name.isdigit())
     shutil.rmtree(nppac_dir / "checkpoints" / str(final_step))
     proc = _run("priors.py", tmp_path / "priors", "--labels", "nppac", "kl:mlp", "sac")
     assert "runs per static choice" not in proc.stdout
     assert proc.stdout.count("resuming") == 1 and "nppac: resuming" in proc.stdout
+    assert "sac: read back from" in proc.stdout and "kl:mlp: read back from" in proc.stdout
+    assert (records / "nppac" / "summary.csv").exists()  # the resumed label's record is kept again
     resumed = (nppac_dir / "base-s1" / "metrics.jsonl").read_text().splitlines()
     timing = ("epoch_seconds", "env_steps_per_s", "wall_seconds", "pretrain_seconds")
     strip = lambda line: {k: v for k, v in json.loads(line).items() if k not in timing}  # noqa: E731
@@ -73,6 +80,7 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     # a label whose sweep stopped on a non-finite metric is reported as diverged and not rerun
     mlp_dir = tmp_path / "priors" / "runs" / "pointmass" / "kl-mlp"
     (mlp_dir / "summary.csv").unlink()
+    shutil.rmtree(records / "kl-mlp")
     (mlp_dir / "diverged.json").write_text(json.dumps({"error": "run base-s1, epoch 3: critic_loss is nan"}))
     proc = _run("priors.py", tmp_path / "priors", "--labels", "nppac", "kl:mlp", "sac")
     assert "runs per static choice" not in proc.stdout
@@ -80,6 +88,7 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     assert summary["kl:mlp"]["diverged"].startswith("run base-s1") and "final" not in summary["kl:mlp"]
     assert summary["nppac"]["final"]["n"] == 2
     assert "| kl:mlp | 2 | diverged at 512 steps |" in (tmp_path / "priors" / "table.md").read_text()
+    assert (records / "kl-mlp" / "diverged.json").exists() and not (records / "kl-mlp" / "summary.csv").exists()
 
     _run("single_demo.py", tmp_path / "single", "--labels", "nppac")
     results = json.loads((tmp_path / "single" / "single_demo.json").read_text())["results"]
