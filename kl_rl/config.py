@@ -312,6 +312,33 @@ class HParams:
                    f(entropy_per_dim), f(demo_ratio))
 
 
+# Where each float hyperparameter makes sense: (low, high, low open, high open, why); None: unbounded.
+HPARAM_RANGES: dict[str, tuple[float | None, float | None, bool, bool, str]] = {
+    "actor_lr": (0.0, None, True, True, "a learning rate"),
+    "critic_lr": (0.0, None, True, True, "a learning rate"),
+    "alpha_lr": (0.0, None, True, True, "a learning rate"),
+    "gamma": (0.0, 1.0, True, True, "the discount factor"),
+    "tau": (0.0, 1.0, True, False, "the target critics' Polyak rate"),
+    "init_alpha": (0.0, None, True, True, "SAC's initial temperature"),
+    "alpha": (0.0, None, True, True, "the KL weight (for no KL term use --algo sac)"),
+    "entropy_per_dim": (None, None, True, True, "the target entropy per action dimension"),
+    "demo_ratio": (0.0, 1.0, False, False, "the share of each minibatch drawn from the demonstrations"),
+}
+
+
+def hparam_problem(name: str, value: float, flag: str | None = None) -> str | None:
+    """A one-line complaint when ``value`` lies outside ``name``'s range (HPARAM_RANGES), else None."""
+    low, high, low_open, high_open, why = HPARAM_RANGES[name]
+    bad = value != value or (low is not None and (value <= low if low_open else value < low)) or (
+        high is not None and (value >= high if high_open else value > high))
+    if not bad:
+        return None
+    interval = (f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}" if high is not None
+                else f"{'>' if low_open else '>='} {low:g}")
+    where = f"in {interval}" if high is not None else interval
+    return f"{flag or name.replace('_', '-')} must be {where} (got {value}): it is {why}"
+
+
 @dataclasses.dataclass(frozen=True)
 class HParamOptions:
     """The float hyperparameters as options, shared by ``kl-rl train``, ``sweep`` and ``demos``
@@ -338,9 +365,12 @@ class HParamOptions:
     def hparams(self, env: str, algo: str = "sac") -> HParams:
         from kl_rl.envs import preset
 
-        if self.demo_ratio is not None and not 0.0 <= self.demo_ratio <= 1.0:
-            raise ValueError(f"demo-ratio must be in [0, 1] (got {self.demo_ratio}): it is the share of each "
-                             "minibatch drawn from the demonstrations")
+        given = {"actor_lr": ("lr", self.lr), "critic_lr": ("critic-lr", self.critic_lr),
+                 "gamma": ("gamma", self.gamma), "tau": ("tau", self.tau), "alpha": ("alpha", self.alpha),
+                 "demo_ratio": ("demo-ratio", self.demo_ratio)}
+        problems = [hparam_problem(name, value, flag) for name, (flag, value) in given.items() if value is not None]
+        if any(problems):
+            raise ValueError("; ".join(p for p in problems if p))
         entropy = self.entropy_per_dim if self.entropy_per_dim is not None else -0.5 if algo == "rlpd" else -1.0
         return HParams.create(actor_lr=self.lr, critic_lr=self.lr if self.critic_lr is None else self.critic_lr,
                               alpha_lr=self.lr, gamma=self.gamma, tau=self.tau,

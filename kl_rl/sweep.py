@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from kl_rl.config import HParams, TrainConfig
+from kl_rl.config import HParams, TrainConfig, hparam_problem
 from kl_rl.loop import Layout, LoopResult, train_runs
 from kl_rl.run_folder import check_resumable, prepare_run_dir, write_json_atomic
 from kl_rl.train import Trainer
@@ -63,6 +63,9 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[float]]:
             grid[name] = [float(v) for v in values.split(",")]
         except ValueError:
             raise ValueError(f"--grid {name}: values must be numbers, got '{values}'") from None
+        problems = [hparam_problem(name, v, f"--grid {name}") for v in grid[name]]
+        if any(problems):
+            raise ValueError(next(p for p in problems if p))
     return grid
 
 

@@ -234,13 +234,21 @@ def test_sweep_writes_runs_and_summary(workdir):
     (["train", *TINY, "--checkpoint-every", "-1"], "checkpoint-every must be >= 0"),
     (["train", "--algo", "kl", "--prior", "mlp", *TINY[2:], "--prior-path", "nowhere"], "no prior at nowhere"),
     (["sweep", *TINY, "--seeds", "0"], "seeds must be >= 1"),
+    (["train", "--algo", "nppac", *TINY[2:], "--alpha", "-1"], "alpha must be > 0 (got -1.0): it is the KL weight"),
+    (["train", *TINY, "--lr", "0", "--critic-lr", "-1e-3"], "lr must be > 0 (got 0.0): it is a learning rate; "
+                                                            "critic-lr must be > 0 (got -0.001)"),
+    (["train", *TINY, "--gamma", "1"], "gamma must be in (0, 1) (got 1.0)"),
+    (["train", *TINY, "--tau", "0"], "tau must be in (0, 1] (got 0.0)"),
+    (["sweep", "--algo", "nppac", *TINY[2:], "--grid", "alpha=0.1,0"], "--grid alpha must be > 0 (got 0.0)"),
 ])
 def test_bad_input_catalogue(workdir, pointmass_demos_file, args, expected):
-    """More of the bad-input catalogue: each a one-line error with exit code 2, no traceback."""
-    demos = ["--demos", str(pointmass_demos_file)] if "--prior" in args else []
+    """More of the bad-input catalogue: each a one-line error with exit code 2, no traceback,
+    raised before any prior is fitted."""
+    demos = ["--demos", str(pointmass_demos_file)] if "--prior" in args or "nppac" in args else []
     proc = kl_rl(*args, *demos, cwd=workdir, cache=workdir / "cache")
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert "prior: fitted" not in proc.stdout
 
 
 def test_debug_flag_shows_the_traceback(workdir):
