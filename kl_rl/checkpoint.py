@@ -8,6 +8,8 @@ keys are stored as their raw key data and wrapped again on restore.
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,16 +75,45 @@ def latest_epoch(run_dir: Path) -> int | None:
     return manager(run_dir).latest_step()
 
 
-def restore(run_dir: Path, template: Any, epoch: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Checkpoint ``epoch`` of ``run_dir`` (default: the latest) as (state shaped like ``template``,
-    loop position)."""
-    epoch = latest_epoch(run_dir) if epoch is None else epoch
-    if epoch is None:
+DAMAGED = "damaged-checkpoints"  # in the run folder: checkpoints that could not be read, moved aside
+
+
+def restore(run_dir: Path, template: Any, epoch: int | None = None,
+            say: Callable[[str], None] = print) -> tuple[Any, dict[str, Any]]:
+    """Checkpoint ``epoch`` of ``run_dir`` as (state shaped like ``template``, loop position).
+    Default: the latest readable one. A checkpoint that cannot be read (truncated or corrupted
+    files, e.g. by a full disk or a copy cut short) is named through ``say``, moved aside into
+    ``<run_dir>/damaged-checkpoints/`` (kept, and out of the way of the saves that follow) and
+    the previous one tried; none readable is a one-line CheckpointError."""
+    if epoch is not None:
+        return _restore(run_dir, template, epoch)
+    folder = Path(run_dir).absolute() / "checkpoints"
+    steps = sorted(manager(run_dir).all_steps(), reverse=True) if folder.exists() else []
+    if not steps:
         raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start a new run instead of --resume")
+    for i, step in enumerate(steps):
+        try:
+            return _restore(run_dir, template, step)
+        except Exception as err:  # noqa: BLE001 - orbax and tensorstore raise many kinds on damaged files
+            aside = Path(run_dir).absolute() / DAMAGED / str(step)
+            aside.parent.mkdir(exist_ok=True)
+            shutil.rmtree(aside, ignore_errors=True)
+            (folder / str(step)).rename(aside)
+            reason = (str(err).strip().splitlines() or [""])[0][:160]
+            then = f"resuming from checkpoint {steps[i + 1]}" if i + 1 < len(steps) else "no older checkpoint"
+            say(f"checkpoint {folder / str(step)} cannot be read ({err.__class__.__name__}: {reason}); "
+                f"moved to {aside}; {then}")
+    raise CheckpointError(f"no readable checkpoint in {folder} (the damaged ones are in {Path(run_dir) / DAMAGED}); "
+                          "start a new run instead of --resume")
+
+
+def _restore(run_dir: Path, template: Any, epoch: int) -> tuple[Any, dict[str, Any]]:
     mgr = manager(run_dir)
     abstract = _to_storable(jax.device_get(template))
     restored = mgr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                           loop=ocp.args.JsonRestore()))
+    if not isinstance(restored["loop"], dict) or "epoch" not in restored["loop"]:
+        raise CheckpointError(f"its loop position is missing (got {restored['loop']!r})")
     return _from_storable(restored["state"], template), restored["loop"]
 
 
@@ -90,12 +121,20 @@ def stored_shape(run_dir: Path, path: tuple[str, ...], epoch: int | None = None)
     """The shape of one array of checkpoint ``epoch`` (default: the latest) of ``run_dir``,
     named by its path of field names in the state (e.g. the demonstrations buffer's rewards),
     read from the checkpoint's metadata without restoring it."""
-    epoch = latest_epoch(run_dir) if epoch is None else epoch
-    if epoch is None:
+    root = Path(run_dir).absolute() / "checkpoints"
+    if epoch is not None:
+        steps = [epoch]
+    else:
+        steps = sorted(manager(run_dir).all_steps(), reverse=True) if root.exists() else []
+    if not steps:
         raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start a new run instead of --resume")
-    folder = Path(run_dir).absolute() / "checkpoints" / str(epoch) / "state"
-    tree = ocp.StandardCheckpointer().metadata(folder)
-    tree = getattr(tree, "item_metadata", tree)
-    for name in path:
-        tree = tree[name]
-    return tuple(tree.shape)
+    for step in steps:  # the newest whose metadata reads (the shape is the same in every checkpoint)
+        try:
+            tree = ocp.StandardCheckpointer().metadata(root / str(step) / "state")
+            tree = getattr(tree, "item_metadata", tree)
+            for name in path:
+                tree = tree[name]
+            return tuple(tree.shape)
+        except Exception:  # noqa: BLE001, S112 - a damaged checkpoint: restore() names it and moves it aside
+            continue
+    raise CheckpointError(f"no readable checkpoint in {root}; start a new run instead of --resume")

@@ -175,19 +175,19 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
     state = programs.init(seeds, hparams, prior,
                           demo_transitions(cfg, demos, programs.trainer.env, layout if resume else None))
     pretrain_losses, t_pretrain = None, time.perf_counter()
-    ckpt = (checkpoint.manager(layout.state_dir, keep_checkpoints)
-            if layout is not None and jax.process_count() == 1 else None)
+    checkpoints = layout is not None and jax.process_count() == 1
     run_dirs = layout.run_dirs if layout is not None and jax.process_index() == 0 else []
     if resume:
-        if ckpt is None:
+        if not checkpoints:
             raise checkpoint.CheckpointError("resuming needs the run's folder and a single host")
-        state, loop = checkpoint.restore(layout.state_dir, state)
+        state, loop = checkpoint.restore(layout.state_dir, state)  # may move a damaged latest one aside
         state = programs.place(state)
         rows = [truncate_metrics(d / "metrics.jsonl", loop["epoch"]) for d in run_dirs]
     elif cfg.pretrains:  # its time includes compiling it
         state, pretrain_losses = programs.pretrain(state, hparams, demos[0], demos[1])
         pretrain_losses = np.asarray(programs.fetch(pretrain_losses))
     pretrain_seconds = time.perf_counter() - t_pretrain
+    ckpt = checkpoint.manager(layout.state_dir, keep_checkpoints) if checkpoints else None
     programs.compile(state, hparams)
     result = LoopResult(state=state, rows=[[] for _ in range(n)], pretrain_seconds=pretrain_seconds,
                         compile_seconds=time.perf_counter() - t0 - pretrain_seconds, pretrain_losses=pretrain_losses)

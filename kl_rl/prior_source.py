@@ -81,8 +81,8 @@ def get_prior(kind: str, data: demos_lib.Demonstrations, demos_path: Path, num_d
         try:
             prior, meta = priors.load_with_metadata(entry, obs_size=obs_size, action_size=action_size)
             return prior, {"source": f"cache {entry}", **meta.get("fit", {})}
-        except priors.PriorError:
-            pass  # a damaged cache entry is refitted below
+        except priors.PriorError as err:  # a damaged cache entry is refitted below, and overwritten
+            print(f"prior: cache entry {entry} unreadable ({err}); refitting it", flush=True)
     prior, info = priors.fit_with_info(kind, jax.random.key(seed), data.observations, data.actions, **options)
     info.pop("bound_trace", None)
     info.update(demos=str(demos_path), num_episodes=data.num_episodes)

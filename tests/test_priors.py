@@ -160,3 +160,37 @@ def test_a_registered_kind_is_fitted_predicted_stored_and_trained_with(tmp_path,
         del registry.KINDS["constant"]
     with pytest.raises(ValueError, match="unknown prior 'constant'"):
         TrainConfig(env="pointmass", algo="kl", prior="constant").validate()
+
+
+@pytest.mark.parametrize("damage", ["truncated npz", "empty npz", "garbage json", "json list", "json without fields"])
+def test_a_damaged_prior_cache_entry_is_refitted(tmp_path, pointmass_demos, damage, capsys):
+    """A cache entry cut short by a kill or a full disk, or edited by hand, is named and refitted
+    (then overwritten); never a traceback."""
+    from kl_rl.prior_source import get_prior
+
+    options = {"steps": 20, "hidden_sizes": (8,)}
+    demos_path = tmp_path / "demos.npz"
+    demos_path.write_bytes(b"stands in for the demonstrations file; the cache key hashes it")
+    call = lambda: get_prior("mlp", pointmass_demos, demos_path, None, options, 0, str(tmp_path / "cache"))  # noqa: E731
+    prior, info = call()
+    assert info["source"] == "fitted"
+    (entry,) = (tmp_path / "cache").iterdir()
+    npz, meta = entry / "prior.npz", entry / "prior.json"
+    if damage == "truncated npz":
+        npz.write_bytes(npz.read_bytes()[:100])
+    elif damage == "empty npz":
+        npz.write_bytes(b"")
+    elif damage == "garbage json":
+        meta.write_text("{not json")
+    elif damage == "json list":
+        meta.write_text("[]")
+    else:
+        record = json.loads(meta.read_text())
+        meta.write_text(json.dumps({k: v for k, v in record.items() if k not in ("static", "obs_size")}))
+    capsys.readouterr()
+    again, info = call()
+    assert info["source"] == "fitted" and f"cache entry {entry} unreadable" in capsys.readouterr().out
+    x = jnp.asarray(pointmass_demos.observations[:5])
+    chex.assert_trees_all_close(priors.predict(again, x), priors.predict(prior, x))  # same key, same fit
+    assert get_prior("mlp", pointmass_demos, demos_path, None, options, 0, str(tmp_path / "cache"))[1]["source"] \
+        .startswith("cache ")  # the refit replaced the damaged entry

@@ -77,6 +77,26 @@ def test_killed_or_interrupted_run_resumes_exactly(workdir, uninterrupted, sig, 
     assert len(list((run_dir / "checkpoints").iterdir())) <= 3  # only the newest are kept
 
 
+def test_resume_falls_back_past_a_damaged_latest_checkpoint(workdir, uninterrupted):
+    """A latest checkpoint cut short (a full disk, a copy interrupted) is named, moved aside,
+    and the previous one resumed: the same final numbers as an uninterrupted run."""
+    proc = _start_and_stop(workdir, "damaged", signal.SIGKILL, after_rows=6)
+    assert proc.returncode == -signal.SIGKILL
+    run_dir = workdir / "runs" / "damaged"
+    steps = sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit())
+    latest = run_dir / "checkpoints" / str(steps[-1])
+    for f in [f for f in latest.rglob("*") if f.is_file() and f.stat().st_size > 0]:
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # every file of it truncated
+    resumed = subprocess.run(_cmd("train", "--resume", str(run_dir), "--no-progress"), cwd=workdir,
+                             env=_env(workdir / "cache"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"checkpoint {latest} cannot be read" in resumed.stdout
+    assert f"resuming from checkpoint {steps[-2]}" in resumed.stdout
+    assert (run_dir / "damaged-checkpoints" / str(steps[-1])).is_dir()  # kept, out of the way
+    assert _rows(run_dir) == _rows(uninterrupted)
+    assert (run_dir / "params.msgpack").read_bytes() == (uninterrupted / "params.msgpack").read_bytes()
+
+
 def test_resume_refuses_changed_config_and_missing_checkpoint(workdir, uninterrupted):
     changed = subprocess.run(_cmd("train", "--resume", str(uninterrupted), "--batch-size", "64"), cwd=workdir,
                              env=_env(workdir / "cache"), capture_output=True, text=True, timeout=300)

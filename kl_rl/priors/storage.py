@@ -81,14 +81,16 @@ def load_with_metadata(path: str | Path, obs_size: int | None = None,
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise PriorError(f"cannot read the prior at {npz.parent}: {err.__class__.__name__}: {err}; "
                          "re-fit it with `kl-rl fit-prior`") from None
-    if metadata.get("format") != FORMAT or metadata.get("kind") not in KINDS:
-        raise PriorError(f"{meta} is not a kl_rl prior (format {metadata.get('format')!r}); re-fit it with "
-                         "`kl-rl fit-prior`")
-    static = {k: (tuple(v) if isinstance(v, list) else v) for k, v in metadata["static"].items()}
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT or metadata.get("kind") not in KINDS:
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise PriorError(f"{meta} is not a kl_rl prior (format {found!r}); re-fit it with `kl-rl fit-prior`")
     try:
+        static = {k: (tuple(v) if isinstance(v, list) else v) for k, v in metadata["static"].items()}
         prior = KINDS[metadata["kind"]].prior_class(**_unflatten(flat), **static)
-    except TypeError as err:
-        raise PriorError(f"the prior at {npz.parent} is incomplete ({err}); re-fit it") from None
+        int(metadata["obs_size"]), int(metadata["action_size"])
+    except (TypeError, KeyError, AttributeError, ValueError) as err:
+        raise PriorError(f"the prior at {npz.parent} is incomplete ({err.__class__.__name__}: {err}); "
+                         "re-fit it") from None
     for name, want, have in (("observation", obs_size, metadata["obs_size"]),
                              ("action", action_size, metadata["action_size"])):
         if want is not None and want != have:
