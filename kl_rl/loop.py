@@ -27,7 +27,9 @@ from kl_rl.plots import learning_curve
 from kl_rl.run_folder import (
     MetricsWriter,
     check_resumable,
+    claim,
     prepare_run_dir,
+    release,
     run_record,
     save_params,
     to_python,
@@ -169,6 +171,21 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
     (0: only those and the last), at the end and on Ctrl-C (SIGINT: finish the epoch, checkpoint,
     raise KeyboardInterrupt). ``resume`` continues from the latest checkpoint; each metrics file
     continues with no epoch duplicated or missing. Only process 0 writes (multi-host)."""
+    try:
+        return _train_runs(programs, cfg, hparams, seeds, names, layout, eval_every=eval_every, prior=prior,
+                           demos=demos, resume=resume, progress=progress, tensorboard=tensorboard,
+                           checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
+                           resume_help=resume_help, summaries=summaries, description=description)
+    finally:  # the folders claimed by prepare_run_dir / a resume are free again
+        for folder in [layout.state_dir, *layout.run_dirs] if layout is not None else []:
+            release(folder)
+
+
+def _train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequence[int], names: Sequence[str],
+                layout: Layout | None, *, eval_every: int, prior: Any, demos: Any, resume: bool, progress: bool,
+                tensorboard: bool, checkpoint_every: int, keep_checkpoints: int, resume_help: ResumeHelp,
+                summaries: Sequence[dict[str, Any]] | None, description: str | None) -> LoopResult:
+    """``train_runs`` with its folders claimed."""
     n = len(seeds)
     hparams = programs.place(hparams)
     t0 = time.perf_counter()
@@ -340,6 +357,7 @@ def run(cfg: TrainConfig, hparams: HParams, seed: int, run_dir: Path | None = No
             raise ValueError("resuming needs the run directory")
         run_dir = Path(run_dir)
         check_resumable(run_dir / "config.json", record, "run", resume_help.if_changed)
+        claim(run_dir)
     elif run_dir is not None:
         run_dir = prepare_run_dir(Path(run_dir), overwrite)
         write_json_atomic(run_dir / "config.json", {**record, **(extra_config or {})})

@@ -34,6 +34,10 @@ class RunDirExistsError(FileExistsError):
     """The run directory already holds results that a new run would overwrite."""
 
 
+class RunDirBusyError(FileExistsError):
+    """Another live process is writing the run (or sweep) folder."""
+
+
 class ConfigChangedError(ValueError):
     """A resume with settings that differ from the folder's own (or of a folder that is not a run)."""
 
@@ -62,8 +66,47 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+LOCK_FILE = ".writer.lock"  # in a run or sweep folder: locked (flock) by the process writing it
+_CLAIMS: dict[Path, Any] = {}  # folder -> the open lock file this process holds
+
+
+def claim(folder: Path) -> None:
+    """Takes the folder for this process (an exclusive ``flock`` on ``<folder>/.writer.lock``,
+    released by ``release`` or when the process ends, even by SIGKILL), or refuses with one line
+    when another live process holds it: two runs' metrics and checkpoints must never interleave."""
+    import fcntl
+    import os
+
+    folder = Path(folder).absolute()
+    if folder in _CLAIMS:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunDirBusyError(f"{folder} is being written by another live process (pid {holder}); wait for it to "
+                              "finish or stop it, or pass another --run-name") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _CLAIMS[folder] = handle
+
+
+def release(folder: Path) -> None:
+    """Gives up a folder taken by ``claim`` (nothing if this process does not hold it)."""
+    handle = _CLAIMS.pop(Path(folder).absolute(), None)
+    if handle is not None:
+        handle.close()
+
+
 def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
-    """Creates ``run_dir``; refuses to reuse one with results unless ``overwrite``."""
+    """Creates ``run_dir`` and claims it for this process; refuses to reuse one with results
+    unless ``overwrite``, and one that another live process is writing."""
     run_dir = Path(run_dir)
     existing = [name for name in RESULT_FILES if (run_dir / name).exists()]
     if existing and not overwrite:
@@ -71,7 +114,7 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> Path:
             f"run directory {run_dir} already has results ({', '.join(existing)}); "
             "pass a new --run-name or --overwrite"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim(run_dir)
     for name in existing:
         target = run_dir / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from kl_rl.config import HParams, TrainConfig, hparam_problem
 from kl_rl.loop import Layout, LoopResult, train_runs
-from kl_rl.run_folder import check_resumable, prepare_run_dir, write_json_atomic
+from kl_rl.run_folder import check_resumable, claim, prepare_run_dir, write_json_atomic
 from kl_rl.train import Trainer
 
 HPARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
@@ -173,6 +173,8 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
     run_dirs = [Path(sweep_dir) / run.name for run in runs] if sweep_dir is not None else []
     if resume:
         check_resumable(Path(sweep_dir) / "sweep.json", record, "sweep", "start a new sweep")
+        if writes:
+            claim(Path(sweep_dir))
     elif writes:
         for run, run_dir in zip(runs, run_dirs, strict=True):
             prepare_run_dir(run_dir, overwrite)

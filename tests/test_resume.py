@@ -97,6 +97,31 @@ def test_resume_falls_back_past_a_damaged_latest_checkpoint(workdir, uninterrupt
     assert (run_dir / "params.msgpack").read_bytes() == (uninterrupted / "params.msgpack").read_bytes()
 
 
+def test_a_folder_being_written_is_refused_to_a_second_process(workdir, uninterrupted):
+    """While one process trains into a folder, a second one that would write it (--overwrite, or
+    --resume) is refused with one line before it compiles; the first run's results are intact."""
+    proc = subprocess.Popen(_cmd("train", *SLOW, "--run-name", "busy"), cwd=workdir, env=_env(workdir / "cache"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = workdir / "runs" / "busy" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGSTOP)  # held mid-run (a stopped process keeps its lock) while the others try
+    try:
+        for args in (["train", *SLOW, "--run-name", "busy", "--overwrite"],
+                     ["train", "--resume", str(workdir / "runs" / "busy"), "--no-progress"]):
+            second = subprocess.run(_cmd(*args), cwd=workdir, env=_env(workdir / "cache"), capture_output=True,
+                                    text=True, timeout=300)
+            assert second.returncode == 2, second.stderr
+            assert f"is being written by another live process (pid {proc.pid})" in second.stderr
+            assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.communicate(timeout=600)
+    assert proc.returncode == 0
+    assert _rows(workdir / "runs" / "busy") == _rows(uninterrupted)
+
+
 def test_resume_refuses_changed_config_and_missing_checkpoint(workdir, uninterrupted):
     changed = subprocess.run(_cmd("train", "--resume", str(uninterrupted), "--batch-size", "64"), cwd=workdir,
                              env=_env(workdir / "cache"), capture_output=True, text=True, timeout=300)
