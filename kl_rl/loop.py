@@ -25,9 +25,11 @@ from kl_rl.buffer import Transition
 from kl_rl.config import HParams, TrainConfig
 from kl_rl.plots import learning_curve
 from kl_rl.run_folder import (
+    DiskFullError,
     MetricsWriter,
     check_resumable,
     claim,
+    is_disk_full,
     prepare_run_dir,
     release,
     run_record,
@@ -176,6 +178,15 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
                            demos=demos, resume=resume, progress=progress, tensorboard=tensorboard,
                            checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
                            resume_help=resume_help, summaries=summaries, description=description)
+    except Exception as err:
+        if layout is None or not is_disk_full(err):
+            raise
+        last = checkpoint.latest_epoch(layout.state_dir)
+        resume_with = resume_help.continue_with or f"--resume {layout.state_dir}"
+        raise DiskFullError(f"the disk filled up while {layout.state_dir} was written "
+                            f"({err.__class__.__name__}: {' '.join(str(err).split())[:200]}); the files written "
+                            f"before are intact: free some space, then continue with {resume_with}"
+                            + (f" (from checkpoint {last})" if last is not None else "")) from None
     finally:  # the folders claimed by prepare_run_dir / a resume are free again
         for folder in [layout.state_dir, *layout.run_dirs] if layout is not None else []:
             release(folder)

@@ -19,6 +19,7 @@ A sweep folder holds ``sweep.json`` (its record), ``checkpoints/``, ``prior/`` a
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import shutil
@@ -36,6 +37,21 @@ class RunDirExistsError(FileExistsError):
 
 class RunDirBusyError(FileExistsError):
     """Another live process is writing the run (or sweep) folder."""
+
+
+class DiskFullError(OSError):
+    """The disk (or a quota, or a file size limit) ran out while a run's files were written."""
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` says the disk filled up (also when a library wrapped the OSError)."""
+    if isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS:
+        return True
+    text = str(err)
+    return "No space left on device" in text or "Disk quota exceeded" in text or "File too large" in text
 
 
 class ConfigChangedError(ValueError):
@@ -61,8 +77,18 @@ def to_python_tree(tree: Any) -> Any:
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """Writes ``path`` through a temporary file renamed when complete: a kill or a full disk
+    leaves the old file (and no temporary one)."""
+    _write_atomic(path, json.dumps(payload, indent=2, default=str).encode())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    try:
+        tmp.write_bytes(data)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
 
 
@@ -138,9 +164,7 @@ def save_params(state: Any, path: Path) -> Path:
     from flax import serialization
 
     params = {"actor": state.agent.actor_params, "critics": state.agent.critic_params}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(serialization.to_bytes(jax.device_get(params)))
-    tmp.replace(path)
+    _write_atomic(path, serialization.to_bytes(jax.device_get(params)))
     return path
 
 

@@ -4,6 +4,7 @@ Ctrl-C, and resumed ends with the same parameters and metrics as an uninterrupte
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import signal
@@ -120,6 +121,49 @@ def test_a_folder_being_written_is_refused_to_a_second_process(workdir, uninterr
         proc.communicate(timeout=600)
     assert proc.returncode == 0
     assert _rows(workdir / "runs" / "busy") == _rows(uninterrupted)
+
+
+@pytest.mark.parametrize("where", ["checkpoint", "metrics"])
+def test_a_full_disk_is_one_line_and_loses_nothing(workdir, uninterrupted, monkeypatch, capsys, where):
+    """The disk filling up while epoch 5's checkpoint or metrics row is written (ENOSPC, raised
+    where orbax or the metrics file would meet it) ends the run with one line that says how to
+    continue; the files written before are intact, and the resumed run ends as an uninterrupted
+    one (in-process CLI)."""
+    from kl_rl import checkpoint
+    from kl_rl.cli import main
+    from kl_rl.run_folder import MetricsWriter
+
+    real_save, real_write = checkpoint.save, MetricsWriter.write
+
+    def save(mgr, epoch, state, loop):
+        if epoch == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(mgr, epoch, state, loop)
+
+    def write(self, row, step):
+        if row["epoch"] == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, row, step)
+
+    if where == "checkpoint":
+        monkeypatch.setattr(checkpoint, "save", save)
+    else:
+        monkeypatch.setattr(MetricsWriter, "write", write)
+    name = f"full-{where}"
+    monkeypatch.chdir(workdir)
+    assert main(["train", *SLOW, "--run-name", name, "--compile-cache", ""]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"kl-rl: error: the disk filled up while runs/{name}")
+    assert f"continue with --resume runs/{name} (from checkpoint 4)" in err
+    run_dir = workdir / "runs" / name
+    # a row is written before its epoch's checkpoint
+    assert [r["epoch"] for r in _rows(run_dir)] == list(range(6 if where == "checkpoint" else 5))
+    assert not list(run_dir.glob("*.tmp"))
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    monkeypatch.setattr(MetricsWriter, "write", real_write)
+    assert main(["train", "--resume", str(run_dir), "--no-progress", "--compile-cache", ""]) == 0
+    assert _rows(run_dir) == _rows(uninterrupted)
+    assert (run_dir / "params.msgpack").read_bytes() == (uninterrupted / "params.msgpack").read_bytes()
 
 
 def test_resume_refuses_changed_config_and_missing_checkpoint(workdir, uninterrupted):

@@ -12,6 +12,7 @@ from kl_rl.cli.demos_import import DemosImportArgs, demos_import
 from kl_rl.cli.fit_prior import FitPriorArgs, fit_prior
 from kl_rl.cli.sweep import SweepArgs, sweep
 from kl_rl.cli.train import TrainArgs, train
+from kl_rl.run_folder import DiskFullError
 
 COMMANDS = {"train": TrainArgs, "demos": DemosArgs, "demos-import": DemosImportArgs, "fit-prior": FitPriorArgs,
             "sweep": SweepArgs}
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"kl-rl: {err or 'interrupted'}", file=sys.stderr)
         return 130
-    except (ValueError, FileExistsError, FileNotFoundError) as err:  # UnknownEnvError, DemosError, PriorError, ...
+    except (ValueError, FileExistsError, FileNotFoundError, DiskFullError) as err:  # DemosError, PriorError, ...
         if debug:
             raise
         message = " ".join(str(err).split())  # one line, whatever the exception's text
