@@ -106,6 +106,21 @@ def test_fit_improves_bound_and_predicts(fitted_gp):
     assert bool(jnp.all(std > 0))
 
 
+def test_reported_bound_is_at_the_returned_parameters(fitted_gp):
+    """``bound_per_point`` is Titsias' bound at the hyperparameters the prior holds, not the
+    trace's last entry (taken before the last Adam step): three steps, in float64, so the two differ."""
+    _, _, obs, act = fitted_gp
+    prior, info = priors.fit_with_info("gp", jax.random.key(0), obs, act, num_inducing=16, steps=3,
+                                       learning_rate=0.05, x64=True)
+    hyp = {"lengthscales": np.asarray(prior.lengthscales), "amp2": np.asarray(prior.amplitudes) ** 2,
+           "noise2": np.asarray(prior.noise_stds) ** 2, "mean": np.asarray(prior.mean_offsets)}
+    with jax.enable_x64(True):
+        x = (jnp.asarray(obs) - jnp.asarray(prior.obs_mean)) / jnp.asarray(prior.obs_scale)  # [N, 2] standardised
+        bound = float(gp.collapsed_bound(_raw(hyp, prior.inducing), x, jnp.asarray(act), "rbf", gp.GPOptions().jitter))
+    np.testing.assert_allclose(info["bound_per_point"], bound / len(obs), rtol=1e-6)
+    assert abs(info["bound_trace"][-1] / len(obs) - info["bound_per_point"]) > 1e-3 * abs(info["bound_per_point"])
+
+
 def test_std_grows_away_from_data_to_the_prior_std(fitted_gp):
     prior, _, obs, _ = fitted_gp
     near = priors.predict(prior, jnp.asarray(obs[:50], jnp.float32))[1]

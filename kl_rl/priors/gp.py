@@ -230,10 +230,22 @@ def fit(key: jax.Array, observations: np.ndarray, actions: np.ndarray,
                          "learning rate")
     prior = posterior(constrain(raw), x, y, obs_mean, obs_scale, options.kernel, options.jitter,
                       dtype=np.float64 if options.x64 else np.float32)
-    per_point = float(trace[-1] / x_fit.shape[0]) if trace.size else None
+    per_point = final_bound(raw, x_fit, y_fit, options) / x_fit.shape[0]
     info = {"bound_trace": trace.tolist(), "bound_per_point": per_point, "num_inducing": num_inducing,
             "num_points": n, "fit_points": int(x_fit.shape[0]), "fit_seconds": time.perf_counter() - start}
     return prior, info
+
+
+def final_bound(raw: dict[str, Any], x: np.ndarray, y: np.ndarray, options: GPOptions) -> float:
+    """The bound at the returned parameters ``raw`` (the trace's last entry is the one before the
+    last Adam step), in float64 on the points it was fitted to: Titsias' collapsed bound for sgpr,
+    the full-data ELBO (no minibatch noise) for svgp."""
+    with jax.enable_x64(True), jax.default_matmul_precision("highest"):
+        raw = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), raw)
+        x, y = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
+        if options.method == "sgpr":
+            return float(collapsed_bound(raw, x, y, options.kernel, options.jitter))
+        return float(svgp_elbo(raw, x, y, x.shape[0], options.kernel, options.jitter))
 
 
 def _initial_inducing(key: jax.Array, x: np.ndarray, m: int) -> np.ndarray:
