@@ -68,6 +68,24 @@ def save(mgr: ocp.CheckpointManager, epoch: int, state: Any, loop: dict[str, Any
     mgr.wait_until_finished()
 
 
+def all_epochs(run_dir: Path) -> list[int]:
+    """The epochs of ``run_dir``'s checkpoints (none: empty)."""
+    if not (Path(run_dir) / "checkpoints").exists():
+        return []
+    return list(manager(run_dir).all_steps())
+
+
+def restore_raw(run_dir: Path, epoch: int) -> Any:
+    """Checkpoint ``epoch``'s state as stored (nested dicts of numpy arrays, keys as raw key
+    data), without a template: for reading a part of it, e.g. the actor's parameters."""
+    folder = Path(run_dir).absolute() / "checkpoints" / str(epoch) / "state"
+    try:
+        return ocp.StandardCheckpointer().restore(folder)
+    except Exception as err:  # noqa: BLE001 - orbax and tensorstore raise many kinds on damaged files
+        raise CheckpointError(f"checkpoint {folder.parent} cannot be read ({err.__class__.__name__}: "
+                              f"{(str(err).strip().splitlines() or [''])[0][:160]})") from None
+
+
 def latest_epoch(run_dir: Path) -> int | None:
     folder = Path(run_dir) / "checkpoints"
     if not folder.exists():

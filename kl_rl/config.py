@@ -80,7 +80,11 @@ class TrainConfig:
     log_std_max: float = 2.0
     """Upper clamp of the actor's log standard deviation."""
     eval_episodes: int = 10
-    """Deterministic evaluation episodes, run in parallel."""
+    """Deterministic evaluation episodes of the periodic evaluations (the learning curve), run in parallel."""
+    final_eval_episodes: int = 50
+    """Deterministic episodes of the final evaluation (summary.json's final_eval: mean, standard
+    error, CI, early ends), run eval-episodes at a time; 0 skips it. A few episodes are not enough
+    to judge a policy that fails on some of them."""
     algo: str = "sac"
     """nppac (KL toward a GP prior), kl (KL toward --prior), sac (no prior, automatic entropy
     tuning), bc-sac (actor pretrained by behavioral cloning, then SAC) or rlpd (SAC with half of
@@ -143,6 +147,7 @@ class TrainConfig:
                              "use --algo kl --prior " + self.prior)
         at_least = {"num_envs": 1, "episode_length": 1, "total_steps": 1, "env_steps_per_epoch": 1, "utd": 1,
                     "batch_size": 1, "replay_size": 1, "num_critics": 1, "critic_subset": 1, "eval_episodes": 1,
+                    "final_eval_episodes": 0,
                     "pretrain_epochs": 0, "mean_action_weight": 0, "pretrain_batch_size": 1, "learning_starts": 0,
                     "critic_warmup": 0}
         problems = [f"{name} must be >= {low} (got {getattr(self, name)})" for name, low in at_least.items()

@@ -149,6 +149,7 @@ class LoopResult:
     pretrain_seconds: float = 0.0
     train_seconds: float = 0.0
     pretrain_losses: np.ndarray | None = None  # [R?, pretrain_epochs] mean loss of each pass
+    final_evals: list[dict[str, Any]] | None = None  # per real run: the final evaluation (final_evaluation)
 
 
 def _progress(enabled: bool) -> Progress:
@@ -234,7 +235,7 @@ def _train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequen
 
     def evaluation() -> list[dict[str, Any]]:
         ev = programs.per_run(programs.fetch(programs.evaluate(state)), n)
-        return [{k: to_python(v) for k, v in one.items()} for one in ev]
+        return [{k: to_python(v) for k, v in one.items() if k not in PER_EPISODE_ONLY} for one in ev]
 
     def shown(rows_now: list[dict[str, Any]]) -> str:
         returns = [r["eval_return"] for r in rows_now if r.get("eval_return") is not None]
@@ -307,6 +308,8 @@ def _train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequen
             ckpt.close()
     result.state = state
     result.train_seconds = time.perf_counter() - t_train
+    if layout is not None and cfg.final_eval_episodes:  # every process takes part; process 0 writes
+        result.final_evals = final_evaluation(programs, state, cfg, n)
     if run_dirs:
         states = programs.per_run(programs.fetch(state), n)
         for i, run_dir in enumerate(run_dirs):
@@ -318,8 +321,50 @@ def _train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequen
                 "env_steps": final["env_steps"], "grad_steps": final["grad_steps"],
                 "compile_seconds": result.compile_seconds, "pretrain_seconds": result.pretrain_seconds,
                 "train_seconds": result.train_seconds, "train_seconds_total": final["wall_seconds"],
-                "resumed": resume, **{k: v for k, v in final.items() if k.startswith("eval_")}})
+                "resumed": resume, **{k: v for k, v in final.items() if k.startswith("eval_")},
+                **({"final_eval": result.final_evals[i]} if result.final_evals else {})})
     return result
+
+
+# Per-episode outputs of Trainer.evaluate that the final evaluation reads and metrics rows leave out.
+PER_EPISODE_ONLY = ("eval_lengths", "eval_successes")
+_FINAL_EVAL_SALT = 0x5EA1
+
+
+@jax.jit
+def _folded_keys(keys: jax.Array, index: jax.Array) -> jax.Array:
+    """The state's key(s) (one per run where there is a run axis) folded with ``index``: the same
+    compiled evaluation then draws other episodes. Jitted on the keys alone, so their sharding
+    stays and the state is not copied."""
+    fold = lambda k: jax.random.fold_in(k, _FINAL_EVAL_SALT + index)  # noqa: E731
+    return jax.vmap(fold)(keys) if keys.ndim else fold(keys)
+
+
+def final_evaluation(programs: Any, state: TrainState, cfg: TrainConfig, n: int) -> list[dict[str, Any]]:
+    """Each run's deterministic policy on ``cfg.final_eval_episodes`` episodes: the compiled
+    periodic evaluation (``eval_episodes`` in parallel) repeated with other keys, so nothing new
+    is compiled. Per run: the returns, early ends (terminated before the time limit: falls), the
+    mean with its standard error and 95% bootstrap CI, the IQM, and the success rate (door)."""
+    from kl_rl.sweep_summary import aggregate
+
+    calls = -(-cfg.final_eval_episodes // cfg.eval_episodes)
+    parts = [programs.per_run(programs.fetch(programs.evaluate(state.replace(key=_folded_keys(state.key, i)))), n)
+             for i in range(calls)]
+    out = []
+    for r in range(n):
+        joined = {k: np.concatenate([np.atleast_1d(p[r][k]) for p in parts])[: cfg.final_eval_episodes]
+                  for k in ("eval_returns", "eval_lengths", "eval_successes") if k in parts[0][r]}
+        returns = joined["eval_returns"].astype(float)
+        stats = aggregate(returns)
+        record = {"episodes": int(returns.size), "mean": stats["mean"],
+                  "std_err": float(returns.std(ddof=1) / np.sqrt(returns.size)) if returns.size > 1 else 0.0,
+                  "ci_low": stats["ci_low"], "ci_high": stats["ci_high"], "iqm": stats["iqm"],
+                  "early_ends": int(np.sum(joined["eval_lengths"] < cfg.episode_length)),
+                  "returns": returns.tolist()}
+        if "eval_successes" in joined:
+            record["success_rate"] = float(np.mean(joined["eval_successes"]))
+        out.append(record)
+    return out
 
 
 def demo_transitions(cfg: TrainConfig, demos: Any, env: Any, resuming: Layout | None) -> Transition | None:

@@ -216,9 +216,11 @@ class Trainer:
         returns = episodes.returns  # [eval_episodes]
         out = {"eval_return": jnp.mean(returns), "eval_return_min": jnp.min(returns),
                "eval_return_max": jnp.max(returns), "eval_length": jnp.mean(episodes.lengths.astype(jnp.float32)),
-               "eval_returns": returns}
+               "eval_returns": returns, "eval_lengths": episodes.lengths}
         if success_metric:  # the success rate of the deterministic policy (door: door open > 25 steps)
-            out["eval_success"] = jnp.mean(episodes.successes(self.eval_env).astype(jnp.float32))
+            success = episodes.successes(self.eval_env)  # [eval_episodes]
+            out["eval_success"] = jnp.mean(success.astype(jnp.float32))
+            out["eval_successes"] = success
         return out
 
 

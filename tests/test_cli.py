@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TINY = ["--algo", "sac", "--env", "pointmass", "--total-steps", "256", "--num-envs", "4",
@@ -225,6 +226,53 @@ def test_sweep_writes_runs_and_summary(workdir):
     bad = kl_rl("sweep", *TINY, "--grid", "beta=1,2", cwd=workdir, cache=workdir / "cache")
     assert bad.returncode == 2 and "unknown hyperparameter 'beta'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    # a sweep's run evaluates from its row of the sweep's checkpoint: the same policy as its final one
+    run = sweep_dir / "actor_lr=0.001-s1"
+    final = kl_rl("evaluate", str(run), "--episodes", "6", cwd=workdir, cache=workdir / "cache")
+    ckpt = kl_rl("evaluate", str(run), "--episodes", "6", "--checkpoint", "256", cwd=workdir, cache=workdir / "cache")
+    assert final.returncode == 0 and ckpt.returncode == 0, final.stderr + ckpt.stderr
+    a, b = (json.loads((run / f"evaluation-{w}-det-n6-s0.json").read_text()) for w in ("final", "ckpt-256"))
+    assert a["returns"] == b["returns"] and b["policy"] == "checkpoint 256"
+    other = json.loads((sweep_dir / "actor_lr=0.0003-s1" / "summary.json").read_text())["final_eval"]
+    assert other["returns"] != json.loads((run / "summary.json").read_text())["final_eval"]["returns"]
+
+
+def test_evaluate_writes_every_episode_and_its_statistics(trained, workdir):
+    _, run_dir = trained
+    proc = kl_rl("evaluate", str(run_dir), "--episodes", "23", "--chunk", "8", "--seed", "4", cwd=workdir,
+                 cache=workdir / "cache")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((run_dir / "evaluation-final-det-n23-s4.json").read_text())
+    returns = np.asarray(record["returns"])
+    assert record["episodes"] == 23 and returns.size == 23 and len(record["lengths"]) == 23
+    assert len(set(returns.tolist())) > 1  # the chunks drew different episodes
+    np.testing.assert_allclose(record["mean"], returns.mean(), rtol=1e-6)
+    np.testing.assert_allclose(record["std_err"], returns.std(ddof=1) / np.sqrt(23), rtol=1e-6)
+    assert record["ci_low"] <= record["mean"] <= record["ci_high"] and record["early_ends"] == 0
+    assert "± " in proc.stdout and "standard error" in proc.stdout
+    stochastic = kl_rl("evaluate", str(run_dir), "--episodes", "23", "--chunk", "8", "--seed", "4", "--stochastic",
+                       cwd=workdir, cache=workdir / "cache")
+    assert stochastic.returncode == 0, stochastic.stderr
+    sampled = json.loads((run_dir / "evaluation-final-stoch-n23-s4.json").read_text())["returns"]
+    assert sampled != record["returns"]
+    # training's own final evaluation: more episodes than the periodic ones, with its standard error
+    final = json.loads((run_dir / "summary.json").read_text())["final_eval"]
+    assert final["episodes"] == 50 and len(final["returns"]) == 50 and final["std_err"] > 0
+    assert "final evaluation, 50 deterministic episodes" in trained[0].stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["nowhere"], "no run folder at nowhere"),
+    (["runs/tiny", "--episodes", "0"], "episodes and chunk must be >= 1"),
+    (["runs/tiny", "--checkpoint", "100"], "no checkpoint at 100 env steps"),
+    (["runs/tiny", "--env", "door"], "--env door is another task than the run's env pointmass"),
+    (["runs/tiny", "--env", "doors"], "unknown env 'doors'"),
+    (["runs"], "runs is not a kl-rl run folder (no config.json)"),
+])
+def test_evaluate_bad_input(trained, workdir, args, expected):
+    proc = kl_rl("evaluate", *args, cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("args, expected", [

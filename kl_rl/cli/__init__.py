@@ -9,15 +9,16 @@ import tyro
 
 from kl_rl.cli.demos import DemosArgs, demos
 from kl_rl.cli.demos_import import DemosImportArgs, demos_import
+from kl_rl.cli.evaluate import EvaluateArgs, evaluate
 from kl_rl.cli.fit_prior import FitPriorArgs, fit_prior
 from kl_rl.cli.sweep import SweepArgs, sweep
 from kl_rl.cli.train import TrainArgs, train
 from kl_rl.run_folder import DiskFullError
 
 COMMANDS = {"train": TrainArgs, "demos": DemosArgs, "demos-import": DemosImportArgs, "fit-prior": FitPriorArgs,
-            "sweep": SweepArgs}
+            "sweep": SweepArgs, "evaluate": EvaluateArgs}
 HANDLERS = {TrainArgs: train, DemosArgs: demos, DemosImportArgs: demos_import, FitPriorArgs: fit_prior,
-            SweepArgs: sweep}
+            SweepArgs: sweep, EvaluateArgs: evaluate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,6 +86,11 @@ def _report(cfg: TrainConfig, result, run_dir: Path, demo_return: float | None) 
           f"pretrain {result.pretrain_seconds:.1f}s, train {result.train_seconds:.1f}s; results in {run_dir}")
     if "eval_success" in ev:
         print(f"success rate {ev['eval_success']:.0%} of {cfg.eval_episodes} deterministic episodes")
+    for final in result.final_evals or []:
+        print(f"final evaluation, {final['episodes']} deterministic episodes: return {final['mean']:.1f} ± "
+              f"{final['std_err']:.1f} (standard error; 95% CI [{final['ci_low']:.1f}, {final['ci_high']:.1f}], "
+              f"IQM {final['iqm']:.1f}); {final['early_ends']} ended early"
+              + (f"; success rate {final['success_rate']:.0%}" if "success_rate" in final else ""))
     if demo_return is not None:
         print(f"final eval return {ev['eval_return']:.1f} vs demonstrations' mean return {demo_return:.1f}")
 
