@@ -31,6 +31,7 @@ from kl_rl.run_folder import (
     claim,
     is_disk_full,
     prepare_run_dir,
+    read_record,
     release,
     run_record,
     save_params,
@@ -165,7 +166,7 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
                demos: tuple[np.ndarray, np.ndarray] | None = None, resume: bool = False, progress: bool = True,
                tensorboard: bool = False, checkpoint_every: int = 10, keep_checkpoints: int = 3,
                resume_help: ResumeHelp = ResumeHelp(), summaries: Sequence[dict[str, Any]] | None = None,
-               description: str | None = None) -> LoopResult:
+               description: str | None = None, demo_return: float | None = None) -> LoopResult:
     """Trains ``len(seeds)`` runs (``names`` label them in errors; with padding the programs may
     hold more) for ``cfg.total_steps`` transitions each; evaluates every ``eval_every`` steps and
     at the end. With ``layout`` writes each run's metrics.jsonl (and tb/ with ``tensorboard``),
@@ -173,12 +174,14 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
     orbax checkpoint of the whole state after pretraining, every ``checkpoint_every`` epochs
     (0: only those and the last), at the end and on Ctrl-C (SIGINT: finish the epoch, checkpoint,
     raise KeyboardInterrupt). ``resume`` continues from the latest checkpoint; each metrics file
-    continues with no epoch duplicated or missing. Only process 0 writes (multi-host)."""
+    continues with no epoch duplicated or missing. Only process 0 writes (multi-host).
+    ``demo_return``: the demonstrations' mean return, a dashed line on each curve.png."""
     try:
         return _train_runs(programs, cfg, hparams, seeds, names, layout, eval_every=eval_every, prior=prior,
                            demos=demos, resume=resume, progress=progress, tensorboard=tensorboard,
                            checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                           resume_help=resume_help, summaries=summaries, description=description)
+                           resume_help=resume_help, summaries=summaries, description=description,
+                           demo_return=demo_return)
     except Exception as err:
         if layout is None or not is_disk_full(err):
             raise
@@ -196,7 +199,8 @@ def train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequenc
 def _train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequence[int], names: Sequence[str],
                 layout: Layout | None, *, eval_every: int, prior: Any, demos: Any, resume: bool, progress: bool,
                 tensorboard: bool, checkpoint_every: int, keep_checkpoints: int, resume_help: ResumeHelp,
-                summaries: Sequence[dict[str, Any]] | None, description: str | None) -> LoopResult:
+                summaries: Sequence[dict[str, Any]] | None, description: str | None,
+                demo_return: float | None) -> LoopResult:
     """``train_runs`` with its folders claimed."""
     n = len(seeds)
     hparams = programs.place(hparams)
@@ -314,7 +318,8 @@ def _train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequen
         states = programs.per_run(programs.fetch(state), n)
         for i, run_dir in enumerate(run_dirs):
             final = result.rows[i][-1]
-            learning_curve(result.rows[i], run_dir / "curve.png", title=f"{cfg.env} · {cfg.algo} · {names[i]}")
+            learning_curve(result.rows[i], run_dir / "curve.png", title=f"{cfg.env} · {cfg.algo} · {names[i]}",
+                           demo_return=demo_return)
             save_params(states[i], run_dir / "params.msgpack")
             write_json_atomic(run_dir / "summary.json", {
                 "env": cfg.env, "algo": cfg.algo, "seed": int(seeds[i]), **(summaries[i] if summaries else {}),
@@ -422,9 +427,11 @@ def run(cfg: TrainConfig, hparams: HParams, seed: int, run_dir: Path | None = No
 
             priors.save(prior, run_dir / "prior")
     layout = Layout(run_dir, [run_dir]) if run_dir is not None else None
+    recorded = read_record(run_dir / "config.json", "run") if resume else (extra_config or {})
     out = train_runs(SingleRun(cfg), cfg, hparams, [seed], [f"seed {seed}"], layout, eval_every=eval_every,
                      prior=prior, demos=demos, resume=resume, progress=progress, tensorboard=tensorboard,
-                     checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume_help=resume_help)
+                     checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, resume_help=resume_help,
+                     demo_return=recorded.get("demos", {}).get("mean_return"))
     return RunResult(**{**vars(out), "rows": out.rows[0]})
 
 

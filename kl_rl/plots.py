@@ -12,10 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def learning_curve(rows: Sequence[dict[str, Any]], path: Path, title: str = "") -> Path:
+def learning_curve(rows: Sequence[dict[str, Any]], path: Path, title: str = "",
+                   demo_return: float | None = None) -> Path:
     """Deterministic evaluation return (mean, min-max band) and training-episode return
-    against environment steps, saved as a PNG; on an env with a success rule (door) a second
-    panel shows the success rate of the evaluation and training episodes."""
+    against environment steps, with the demonstrations' mean return as a dashed line where
+    known, saved as a PNG; on an env with a success rule (door) a second panel shows the success
+    rate of the evaluation and training episodes."""
     success = any(r.get("eval_success") is not None for r in rows)
     fig, axes = plt.subplots(1, 2 if success else 1, figsize=(11.0 if success else 6.4, 4.0), dpi=120,
                              squeeze=False)
@@ -30,9 +32,11 @@ def learning_curve(rows: Sequence[dict[str, Any]], path: Path, title: str = "") 
                         [r["eval_return_max"] for r in evals], color="C0", alpha=0.2, lw=0)
         ax.plot(steps, [r["eval_return"] for r in evals], "o-", color="C0", ms=3,
                 label="deterministic eval (mean, min-max)")
+    if demo_return is not None:
+        ax.axhline(demo_return, color="0.3", ls="--", lw=1.0, label=f"demonstrations' mean ({demo_return:.1f})")
     ax.set(xlabel="environment steps", ylabel="episode return", title=title)
     ax.grid(alpha=0.3)
-    if train or evals:
+    if train or evals or demo_return is not None:
         ax.legend(loc="best", fontsize=8)
     if success:
         ax = axes[0, 1]

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from kl_rl.config import HParams, TrainConfig, hparam_problem
 from kl_rl.loop import Layout, LoopResult, train_runs
-from kl_rl.run_folder import check_resumable, claim, prepare_run_dir, write_json_atomic
+from kl_rl.run_folder import check_resumable, claim, prepare_run_dir, read_record, write_json_atomic
 from kl_rl.train import Trainer
 
 HPARAM_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(HParams))
@@ -159,7 +159,7 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
               eval_every: int = 5_000, progress: bool = True, prior: Any = None,
               demos: tuple[np.ndarray, np.ndarray] | None = None, devices: Sequence[jax.Device] | None = None,
               overwrite: bool = False, programs: SweepPrograms | None = None, checkpoint_every: int = 10,
-              keep_checkpoints: int = 3, resume: bool = False) -> SweepResult:
+              keep_checkpoints: int = 3, resume: bool = False, extra: dict[str, Any] | None = None) -> SweepResult:
     """Trains every run of ``runs`` together (``loop.train_runs`` over a run axis). With
     ``sweep_dir`` writes one run folder per run, ``<sweep_dir>/<run.name>/`` (the files of
     ``kl-rl train``, TensorBoard aside), and in ``sweep_dir`` ``sweep.json``, the prior and the
@@ -173,6 +173,7 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
     run_dirs = [Path(sweep_dir) / run.name for run in runs] if sweep_dir is not None else []
     if resume:
         check_resumable(Path(sweep_dir) / "sweep.json", record, "sweep", "start a new sweep")
+        extra = {k: v for k, v in read_record(Path(sweep_dir) / "sweep.json", "sweep").items() if k not in record}
         if writes:
             claim(Path(sweep_dir))
     elif writes:
@@ -183,7 +184,7 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
                                                         "seed": run.seed, "eval_every": eval_every,
                                                         "sweep": str(sweep_dir)})
         prepare_run_dir(Path(sweep_dir), overwrite)  # clears old checkpoints / prior of the sweep itself
-        write_json_atomic(Path(sweep_dir) / "sweep.json", record)
+        write_json_atomic(Path(sweep_dir) / "sweep.json", {**record, **(extra or {})})
         if prior is not None:
             from kl_rl import priors
 
@@ -193,7 +194,8 @@ def run_sweep(cfg: TrainConfig, base: HParams, runs: list[SweepRun], sweep_dir: 
                      [r.name for r in runs], layout, eval_every=eval_every, prior=prior, demos=demos, resume=resume,
                      progress=progress, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
                      summaries=[{"overrides": dict(r.overrides)} for r in runs],
-                     description=f"{cfg.env} sweep ({len(runs)} runs)")
+                     description=f"{cfg.env} sweep ({len(runs)} runs)",
+                     demo_return=(extra or {}).get("demos", {}).get("mean_return"))
     return SweepResult(**vars(out), runs=runs)
 
 
@@ -241,12 +243,12 @@ def sweep_labels(base: TrainConfig, labels: Sequence[str], runs: list[SweepRun],
     configs = [(label, label_config(base, label)) for label in labels]
     out = []
     for label, cfg in configs:
-        prior, demo_arrays, _, demo_return = demos_and_prior(cfg, source, 0)
+        prior, demo_arrays, extra, demo_return = demos_and_prior(cfg, source, 0)
         sweep_dir = root / label_folder(label) if len(configs) > 1 else root
         base = (hparams or HParamOptions()).hparams(cfg.env, cfg.algo)
         result = run_sweep(cfg, base, runs, sweep_dir, eval_every=eval_every, progress=progress, prior=prior,
                            demos=demo_arrays, overwrite=overwrite, checkpoint_every=checkpoint_every,
-                           keep_checkpoints=keep_checkpoints)
+                           keep_checkpoints=keep_checkpoints, extra=extra)
         write_sweep_summary(sweep_dir, label, cfg, runs, result.rows)
         out.append(LabelResult(label, cfg, sweep_dir, result, demo_return))
     return out

@@ -213,11 +213,15 @@ def test_train_with_missing_demos_is_a_one_line_error(workdir):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_sweep_writes_runs_and_summary(workdir):
+@pytest.fixture(scope="module")
+def swept(workdir) -> tuple[subprocess.CompletedProcess, Path]:
     args = ["sweep", *TINY, "--seeds", "2", "--grid", "actor_lr=1e-3,3e-4", "--sweep-name", "sw"]
-    proc = kl_rl(*args, cwd=workdir, cache=workdir / "cache")
+    return kl_rl(*args, cwd=workdir, cache=workdir / "cache"), workdir / "runs" / "sw"
+
+
+def test_sweep_writes_runs_and_summary(workdir, swept):
+    proc, sweep_dir = swept
     assert proc.returncode == 0, proc.stderr
-    sweep_dir = workdir / "runs" / "sw"
     for name in ("actor_lr=0.001-s0", "actor_lr=0.001-s1", "actor_lr=0.0003-s0", "actor_lr=0.0003-s1"):
         assert (sweep_dir / name / "metrics.jsonl").exists() and (sweep_dir / name / "summary.json").exists()
     assert "final return: mean [95% CI]" in (sweep_dir / "summary.md").read_text()
@@ -235,6 +239,30 @@ def test_sweep_writes_runs_and_summary(workdir):
     assert a["returns"] == b["returns"] and b["policy"] == "checkpoint 256"
     other = json.loads((sweep_dir / "actor_lr=0.0003-s1" / "summary.json").read_text())["final_eval"]
     assert other["returns"] != json.loads((run / "summary.json").read_text())["final_eval"]["returns"]
+
+
+def test_compare_groups_runs_and_sweeps_into_one_figure_and_table(trained, swept, workdir):
+    (_, run_dir), (_, sweep_dir) = trained, swept
+    out = workdir / "cmp" / "fig.png"
+    proc = kl_rl("compare", str(run_dir), str(sweep_dir), "--label", "single", "--label", "grid", "--out", str(out),
+                 cwd=workdir, cache=workdir / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 0 and "| single | 1 | 256 |" in out.with_suffix(".md").read_text()
+    import csv
+
+    rows = {r["label"]: r for r in csv.DictReader(out.with_suffix(".csv").open())}
+    assert set(rows) == {"single", "grid actor_lr=0.001", "grid actor_lr=0.0003"}
+    finals = [json.loads(line)["eval_return"] for name in ("actor_lr=0.001-s0", "actor_lr=0.001-s1")
+              for line in (sweep_dir / name / "metrics.jsonl").read_text().splitlines()[-1:]]
+    np.testing.assert_allclose(float(rows["grid actor_lr=0.001"]["final_mean"]), np.mean(finals), rtol=1e-6)
+    assert rows["grid actor_lr=0.001"]["seeds"] == "2"
+    # bad inputs: one line each
+    bad = [kl_rl("compare", str(run_dir), "--label", "a", "--label", "b", cwd=workdir, cache=workdir / "cache"),
+           kl_rl("compare", str(workdir / "nowhere"), cwd=workdir, cache=workdir / "cache"),
+           kl_rl("compare", str(workdir / "cache"), cwd=workdir, cache=workdir / "cache")]
+    for proc, message in zip(bad, ("--label needs one label per folder", "no such folder",
+                                   "is neither a run folder (config.json) nor a sweep folder"), strict=True):
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_evaluate_writes_every_episode_and_its_statistics(trained, workdir):
@@ -342,3 +370,30 @@ def test_bad_demos_and_prior_files(workdir, bad_files, case, expected):
     proc = kl_rl("train", *algo, *TINY[2:], *extra, cwd=workdir, cache=workdir / "cache")
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_compare_reports_success_and_draws_the_demonstrations_line(tmp_path):
+    """Door-like runs (hand-written run folders): the success columns and panel, the dashed
+    line of the demonstrations' mean return, runs of another env refused."""
+    from kl_rl.compare import CompareError, figure, load_groups, table_rows, write_table
+
+    def run(name: str, env: str, success: list[float]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"config": {"env": env, "algo": "nppac"},
+                                                        "demos": {"mean_return": -150.0}}))
+        rows = [{"epoch": i, "env_steps": 1000 * i, "eval_return": -200 + 100 * s, "eval_success": s}
+                for i, s in enumerate(success)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return folder
+
+    groups = load_groups([run("a", "door", [0.2, 0.4, 1.0]), run("b", "door", [0.2, 0.6, 0.8])])
+    (row,) = table_rows(groups)
+    np.testing.assert_allclose(row["success_final"]["mean"], 0.9)
+    np.testing.assert_allclose(row["success_auc"]["mean"], np.mean([(0.3 + 0.7) / 2, (0.4 + 0.7) / 2]))
+    assert groups["nppac"].demo_returns == {-150.0}
+    text = write_table([row], tmp_path / "t.md", tmp_path / "t.csv")
+    assert "final success: mean [95% CI]" in text and "| nppac | 2 | 2,000 |" in text
+    assert figure(groups, tmp_path / "f.png").stat().st_size > 0
+    with pytest.raises(CompareError, match="compare runs of one env at a time"):
+        load_groups([tmp_path / "a", run("c", "hopper", [0.0])], ["x", "y"])

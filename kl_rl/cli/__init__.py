@@ -1,5 +1,5 @@
-"""Command line: ``kl-rl train | demos | demos import | fit-prior | sweep ...``, one module per command, each a
-thin layer over library functions. Each option's help text is its field's docstring."""
+"""Command line: ``kl-rl train | demos | demos import | fit-prior | sweep | evaluate | compare``, one
+module per command, each a thin layer over library functions. Each option's help text is its field's docstring."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 import tyro
 
+from kl_rl.cli.compare import CompareArgs, compare
 from kl_rl.cli.demos import DemosArgs, demos
 from kl_rl.cli.demos_import import DemosImportArgs, demos_import
 from kl_rl.cli.evaluate import EvaluateArgs, evaluate
@@ -16,9 +17,9 @@ from kl_rl.cli.train import TrainArgs, train
 from kl_rl.run_folder import DiskFullError
 
 COMMANDS = {"train": TrainArgs, "demos": DemosArgs, "demos-import": DemosImportArgs, "fit-prior": FitPriorArgs,
-            "sweep": SweepArgs, "evaluate": EvaluateArgs}
+            "sweep": SweepArgs, "evaluate": EvaluateArgs, "compare": CompareArgs}
 HANDLERS = {TrainArgs: train, DemosArgs: demos, DemosImportArgs: demos_import, FitPriorArgs: fit_prior,
-            SweepArgs: sweep, EvaluateArgs: evaluate}
+            SweepArgs: sweep, EvaluateArgs: evaluate, CompareArgs: compare}
 
 
 def main(argv: list[str] | None = None) -> int:
