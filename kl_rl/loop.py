@@ -314,13 +314,15 @@ def _train_runs(programs: Any, cfg: TrainConfig, hparams: HParams, seeds: Sequen
     result.train_seconds = time.perf_counter() - t_train
     if layout is not None and cfg.final_eval_episodes:  # every process takes part; process 0 writes
         result.final_evals = final_evaluation(programs, state, cfg, n)
+    # fetching gathers from every process (a collective): all take part, process 0 writes
+    params = {"actor": state.agent.actor_params, "critics": state.agent.critic_params}
+    params = programs.per_run(programs.fetch(params), n) if layout is not None else []
     if run_dirs:
-        states = programs.per_run(programs.fetch(state), n)
         for i, run_dir in enumerate(run_dirs):
             final = result.rows[i][-1]
             learning_curve(result.rows[i], run_dir / "curve.png", title=f"{cfg.env} · {cfg.algo} · {names[i]}",
                            demo_return=demo_return)
-            save_params(states[i], run_dir / "params.msgpack")
+            save_params(params[i], run_dir / "params.msgpack")
             write_json_atomic(run_dir / "summary.json", {
                 "env": cfg.env, "algo": cfg.algo, "seed": int(seeds[i]), **(summaries[i] if summaries else {}),
                 "env_steps": final["env_steps"], "grad_steps": final["grad_steps"],

@@ -158,12 +158,11 @@ def fresh_run_dir(runs_dir: Path, base: str) -> Path:
     return candidate
 
 
-def save_params(state: Any, path: Path) -> Path:
-    """Writes a TrainState's actor and critic parameters (flax msgpack), atomically."""
+def save_params(params: dict[str, Any], path: Path) -> Path:
+    """Writes a run's ``{"actor": ..., "critics": ...}`` parameters (flax msgpack), atomically."""
     import jax
     from flax import serialization
 
-    params = {"actor": state.agent.actor_params, "critics": state.agent.critic_params}
     _write_atomic(path, serialization.to_bytes(jax.device_get(params)))
     return path
 

@@ -107,14 +107,17 @@ class SweepPrograms:
         mesh = Mesh(np.asarray(self.devices), ("runs",))
         self.sharding = NamedSharding(mesh, PartitionSpec("runs"))
         t = self.trainer
-        self._init = jax.jit(jax.vmap(t.init, in_axes=(0, 0, None, None)), out_shardings=self.sharding)
+        # the keys are made from the seeds inside the program: a host array of seeds is placed on
+        # every host alike (typed key arrays cannot be assembled across processes)
+        init_from_seed = lambda seed, *rest: t.init(jax.random.key(seed), *rest)  # noqa: E731
+        self._init = jax.jit(jax.vmap(init_from_seed, in_axes=(0, 0, None, None)), out_shardings=self.sharding)
         self._pretrain = jax.jit(jax.vmap(t.pretrain, in_axes=(0, 0, None, None)), out_shardings=self.sharding)
         self._epoch = jax.jit(jax.vmap(t.epoch), out_shardings=self.sharding, donate_argnums=0)
         self._evaluate = jax.jit(jax.vmap(t.evaluate), out_shardings=self.sharding)
 
     def init(self, seeds: Sequence[int], hparams: HParams, prior: Any, demos: Any = None) -> Any:
-        keys = jax.vmap(jax.random.key)(jnp.asarray(padded(list(seeds), len(self.devices))))
-        return self._init(self.place(keys), hparams, prior, demos)
+        seeds_arr = np.asarray(padded(list(seeds), len(self.devices)), np.int32)  # [R]
+        return self._init(self.place(seeds_arr), hparams, prior, demos)
 
     def pretrain(self, state: Any, hparams: HParams, obs: Any, actions: Any) -> tuple[Any, Any]:
         return self._pretrain(state, hparams, jnp.asarray(obs), jnp.asarray(actions))
@@ -129,8 +132,16 @@ class SweepPrograms:
         return self._compiled[1](state)
 
     def place(self, tree: Any) -> Any:
-        """Puts arrays with a leading run axis on the devices, split along that axis."""
-        return jax.device_put(tree, self.sharding)
+        """Puts arrays with a leading run axis on the devices, split along that axis. Across
+        several processes (multi-host) each builds its own shards from the same host arrays."""
+        if jax.process_count() == 1:
+            return jax.device_put(tree, self.sharding)
+
+        def one(x: Any) -> jax.Array:
+            host = np.asarray(jax.device_get(x))
+            return jax.make_array_from_callback(host.shape, self.sharding, lambda index: host[index])
+
+        return jax.tree.map(one, tree)
 
     def fetch(self, tree: Any) -> Any:
         """Host copy of run-axis arrays; across several processes (multi-host), gathered from all."""
@@ -249,7 +260,8 @@ def sweep_labels(base: TrainConfig, labels: Sequence[str], runs: list[SweepRun],
         result = run_sweep(cfg, base, runs, sweep_dir, eval_every=eval_every, progress=progress, prior=prior,
                            demos=demo_arrays, overwrite=overwrite, checkpoint_every=checkpoint_every,
                            keep_checkpoints=keep_checkpoints, extra=extra)
-        write_sweep_summary(sweep_dir, label, cfg, runs, result.rows)
+        if jax.process_index() == 0:  # one writer when several hosts run the sweep
+            write_sweep_summary(sweep_dir, label, cfg, runs, result.rows)
         out.append(LabelResult(label, cfg, sweep_dir, result, demo_return))
     return out
 

@@ -109,6 +109,11 @@ def sweep(args: SweepArgs) -> int:
 
 
 def _show(console, done) -> None:
+    import jax
+
+    if jax.process_index() != 0:  # multi-host: process 0 wrote the results and shows them
+        console.print(f"process {jax.process_index()}: done; process 0 wrote the results")
+        return
     for one in done:
         result = one.result
         console.print(f"[bold]{one.label}[/bold]: {len(result.runs)} runs, compile {result.compile_seconds:.1f} s, "
