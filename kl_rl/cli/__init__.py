@@ -1,5 +1,6 @@
-"""Command line: ``kl-rl train | demos | demos import | fit-prior | sweep | evaluate | compare``, one
-module per command, each a thin layer over library functions. Each option's help text is its field's docstring."""
+"""Command line: ``kl-rl train | demos | demos import | fit-prior | sweep | evaluate | compare |
+render``, one module per command, each a thin layer over library functions. Each option's help text
+is its field's docstring."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ from kl_rl.cli.demos import DemosArgs, demos
 from kl_rl.cli.demos_import import DemosImportArgs, demos_import
 from kl_rl.cli.evaluate import EvaluateArgs, evaluate
 from kl_rl.cli.fit_prior import FitPriorArgs, fit_prior
+from kl_rl.cli.render import RenderArgs, render
 from kl_rl.cli.sweep import SweepArgs, sweep
 from kl_rl.cli.train import TrainArgs, train
 from kl_rl.run_folder import DiskFullError
 
 COMMANDS = {"train": TrainArgs, "demos": DemosArgs, "demos-import": DemosImportArgs, "fit-prior": FitPriorArgs,
-            "sweep": SweepArgs, "evaluate": EvaluateArgs, "compare": CompareArgs}
+            "sweep": SweepArgs, "evaluate": EvaluateArgs, "compare": CompareArgs,
+            "render": RenderArgs}
 HANDLERS = {TrainArgs: train, DemosArgs: demos, DemosImportArgs: demos_import, FitPriorArgs: fit_prior,
-            SweepArgs: sweep, EvaluateArgs: evaluate, CompareArgs: compare}
+            SweepArgs: sweep, EvaluateArgs: evaluate, CompareArgs: compare,
+            RenderArgs: render}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -150,6 +150,20 @@ class Door(Env):
         """The model with the door frame at ``door_pos`` [3] (inside a vmap: one per env)."""
         return self.model.replace(body_pos=self.model.body_pos.at[self._frame].set(door_pos))
 
+    @property
+    def dt(self) -> float:
+        """Seconds per env step (the control period)."""
+        return float(self.mj_model.opt.timestep) * FRAME_SKIP
+
+    def render_model(self, info: dict[str, Any]) -> Any:
+        """A copy of the MuJoCo model with this episode's door frame position (``info["door_pos"]``),
+        for drawing the episode (``kl_rl.render``)."""
+        import copy
+
+        model = copy.copy(self.mj_model)
+        model.body_pos[self._frame] = np.asarray(info["door_pos"], np.float64)
+        return model
+
     def _obs(self, data: Any) -> jax.Array:
         qpos = data.qpos
         palm, handle = data.site_xpos[self._palm], data.site_xpos[self._handle]
