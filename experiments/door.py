@@ -36,6 +36,7 @@ from harness import (  # noqa: E402
     seed_table,
     split_cpu,
     train_labels,
+    update_summary_csv,
 )
 
 LABELS = ("nppac", "kl:mlp", "bc-sac", "sac")
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                                demos=demos, eval_every=args.eval_every)
         results = {label: (shared | learned)[label] for label in args.labels}
         _, summary = seed_table(results)
+        update_summary_csv(args, f"door-{source}", env, summary, results)
         figure = out / f"{env}-{source}.png"
         curves_and_diagnostics(results, figure, f"{env}, {source} demonstrations: {seeds} seeds")
         payload[source] = summary

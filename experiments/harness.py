@@ -253,6 +253,56 @@ def seed_table(results: dict[str, list[list[dict[str, Any]]]]) -> tuple[list[lis
     return rows, summary
 
 
+SUMMARY_FIELDS = ("experiment", "env", "label", "seeds", "env_steps", "final_mean", "final_ci_low", "final_ci_high",
+                  "auc_mean", "auc_ci_low", "auc_ci_high", "iqm_final", "success_final_mean", "success_final_ci_low",
+                  "success_final_ci_high", "diverged_at_env_steps")
+
+
+def summary_csv_path(args: argparse.Namespace) -> Path:
+    """``results/summary.csv`` for the experiments' default output folders; inside ``--out``
+    (and the quick mode's folder) otherwise, so tests and trials never touch the real table."""
+    out = resolve_out(args)
+    return ROOT / "results" / "summary.csv" if out == ROOT / "results" / args.experiment else out / "summary.csv"
+
+
+def update_summary_csv(args: argparse.Namespace, experiment: str, env: str, summary: dict[str, Any],
+                       results: dict[str, list[list[dict[str, Any]]]]) -> Path:
+    """Writes ``seed_table``'s summary of one (experiment, env) into the machine-readable table,
+    one row per label, replacing that (experiment, env, label)'s earlier row and keeping the
+    others; rows sorted, the file replaced when complete."""
+    import csv
+
+    path = summary_csv_path(args)
+    rows = {}
+    if path.exists():
+        with path.open(newline="") as f:
+            rows = {(r["experiment"], r["env"], r["label"]): r for r in csv.DictReader(f)}
+    for label, rec in summary.items():
+        runs = results[label]
+        row = {"experiment": experiment, "env": env, "label": label, "seeds": len(runs),
+               "env_steps": runs[0][-1]["env_steps"] if runs and runs[0] else ""}
+        if "diverged" in rec:
+            row["diverged_at_env_steps"] = rec["diverged_at_env_steps"]
+        else:
+            row.update(final_mean=rec["final"]["mean"], final_ci_low=rec["final"]["ci_low"],
+                       final_ci_high=rec["final"]["ci_high"], auc_mean=rec["auc"]["mean"],
+                       auc_ci_low=rec["auc"]["ci_low"], auc_ci_high=rec["auc"]["ci_high"],
+                       iqm_final=rec["final"]["iqm"])
+            if "success_final" in rec:
+                row.update(success_final_mean=rec["success_final"]["mean"],
+                           success_final_ci_low=rec["success_final"]["ci_low"],
+                           success_final_ci_high=rec["success_final"]["ci_high"])
+        rows[(experiment, env, label)] = row
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
+        writer.writeheader()
+        for key in sorted(rows):
+            writer.writerow({k: rows[key].get(k, "") for k in SUMMARY_FIELDS})
+    tmp.replace(path)
+    return path
+
+
 SEED_HEADER = ["algo", "seeds", "final: mean [95% CI]", "final IQM", "AUC: mean [95% CI]", "AUC IQM",
                "max KL", "max critic ‖∇‖", "min prior std"]
 

@@ -30,6 +30,7 @@ from harness import (  # noqa: E402
     seed_table,
     split_cpu,
     train_labels,
+    update_summary_csv,
 )
 
 LABELS = ("nppac", "kl:mlp", "kl:ensemble", "kl:dropout", "kl:floor", "bc-sac", "sac")
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = base_config(args, env, args.total_steps)
         results = train_labels(args, cfg, args.labels, seeds, env, eval_every=args.eval_every)
         rows, summary = seed_table(results)
+        update_summary_csv(args, "priors", env, summary, results)
         curves_and_diagnostics(results, out / f"{env}.png", f"{env}: {seeds} seeds, {cfg.total_steps:,} steps")
         payload[env] = summary
         sections.append(f"## {env}\n\n{seeds} seeds, {cfg.total_steps:,} env steps each; figure `{env}.png`.\n\n"

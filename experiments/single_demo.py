@@ -26,6 +26,7 @@ from harness import (  # noqa: E402
     seed_table,
     split_cpu,
     train_labels,
+    update_summary_csv,
 )
 
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                                 eval_every=args.eval_every)
         results.update({f"{label} ({count} demo{'s' if count > 1 else ''})": rows for label, rows in by_label.items()})
     rows, summary = seed_table(results)
+    update_summary_csv(args, "single_demo", cfg.env, summary, results)
     curves_and_diagnostics(results, out / "single_demo.png", f"{cfg.env}: 1 vs {max(counts)} demonstrations")
     text = (f"{cfg.env}, {seeds} seeds, {cfg.total_steps:,} env steps each; the prior (and nppac's pretraining) "
             "uses only the first N demonstration episodes.\n\n" + markdown_table(SEED_HEADER, rows) + "\n")

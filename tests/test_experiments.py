@@ -57,6 +57,14 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     assert summary["kl:mlp"]["prior_std_min"] < summary["nppac"]["prior_std_min"]  # the MLP's variance collapses
     nppac_dir = tmp_path / "priors" / "runs" / "pointmass" / "nppac"
     assert (nppac_dir / "summary.csv").exists()
+    # the machine-readable table: one row per (experiment, env, label), the table's own numbers
+    import csv
+
+    table = list(csv.DictReader((tmp_path / "priors" / "summary.csv").open()))
+    assert [(r["experiment"], r["env"], r["label"]) for r in table] == [
+        ("priors", "pointmass", label) for label in ("kl:mlp", "nppac", "sac")]
+    np.testing.assert_allclose(float(table[1]["final_mean"]), summary["nppac"]["final"]["mean"])
+    assert table[1]["seeds"] == "2" and table[1]["env_steps"] == "512" and table[1]["success_final_mean"] == ""
     # a rerun reads finished labels back instead of training them again (from their committed
     # record, even where runs/ is gone, as in a fresh clone), and continues a label stopped part-way
     # from its latest checkpoint (here: the one after pretraining) to the same numbers
@@ -106,9 +114,14 @@ def test_door_experiment_runs_sac_once_for_every_source(tmp_path):
     assert (tmp_path / "runs" / "pointmass-shipped" / "rlpd+num_critics=3+utd=2" / "summary.csv").exists()
     table = (tmp_path / "table.md").read_text()
     assert "## shipped demonstrations" in table and "final success: mean [95% CI]" in table
+    import csv
+
+    rows = {r["label"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
+    assert set(rows) == {"sac", "rlpd@num_critics=3,utd=2"} and rows["sac"]["experiment"] == "door-shipped"
+    assert rows["sac"]["env"] == "pointmass" and rows["sac"]["success_final_mean"] == ""  # the toy has no success
 
 
-def test_door_table_reports_success_and_divergence(monkeypatch):
+def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
     # benchmarks/ has a harness module too: import experiments/' afresh, restored after the test
     monkeypatch.syspath_prepend(str(ROOT / "experiments"))
     for name in ("harness", "door"):
@@ -129,6 +142,20 @@ def test_door_table_reports_success_and_divergence(monkeypatch):
     nppac, mlp = success_rows(summary)
     assert nppac[:3] == ["nppac", "3", "0.90 [0.80, 1.00]"] and nppac[5:] == ["4", "0.5"]
     assert mlp[2] == "diverged at 5,000 steps"
+    # the machine-readable table: success columns, a diverged label's step, an earlier row replaced
+    import argparse
+    import csv
+
+    from harness import update_summary_csv
+
+    args = argparse.Namespace(out=tmp_path, experiment="door", quick=False)
+    earlier = {"nppac": [rows([0.0, 0.1]), rows([0.0, 0.2])]}
+    update_summary_csv(args, "door-human", "door", seed_table(earlier)[1], earlier)
+    path = update_summary_csv(args, "door-human", "door", summary, results)
+    table = {r["label"]: r for r in csv.DictReader(path.open())}
+    np.testing.assert_allclose(float(table["nppac"]["success_final_mean"]), 0.9)
+    assert table["nppac"]["env_steps"] == "10000" and table["kl:mlp"]["diverged_at_env_steps"] == "5000"
+    assert table["kl:mlp"]["final_mean"] == "" and len(table) == 2
 
 
 def test_experiment_bad_input_is_one_line(tmp_path):
