@@ -69,10 +69,15 @@ def save(mgr: ocp.CheckpointManager, epoch: int, state: Any, loop: dict[str, Any
 
 
 def all_epochs(run_dir: Path) -> list[int]:
-    """The epochs of ``run_dir``'s checkpoints (none: empty)."""
+    """The epochs of ``run_dir``'s checkpoints, newest first (none: empty)."""
     if not (Path(run_dir) / "checkpoints").exists():
         return []
-    return list(manager(run_dir).all_steps())
+    return sorted(manager(run_dir).all_steps(), reverse=True)
+
+
+def _first_line(err: BaseException) -> str:
+    """An exception as one short line (orbax's and tensorstore's messages run to many)."""
+    return f"{err.__class__.__name__}: {(str(err).strip().splitlines() or [''])[0][:160]}"
 
 
 def restore_raw(run_dir: Path, epoch: int) -> Any:
@@ -82,8 +87,7 @@ def restore_raw(run_dir: Path, epoch: int) -> Any:
     try:
         return ocp.StandardCheckpointer().restore(folder)
     except Exception as err:  # noqa: BLE001 - orbax and tensorstore raise many kinds on damaged files
-        raise CheckpointError(f"checkpoint {folder.parent} cannot be read ({err.__class__.__name__}: "
-                              f"{(str(err).strip().splitlines() or [''])[0][:160]})") from None
+        raise CheckpointError(f"checkpoint {folder.parent} cannot be read ({_first_line(err)})") from None
 
 
 def latest_epoch(run_dir: Path) -> int | None:
@@ -106,7 +110,7 @@ def restore(run_dir: Path, template: Any, epoch: int | None = None,
     if epoch is not None:
         return _restore(run_dir, template, epoch)
     folder = Path(run_dir).absolute() / "checkpoints"
-    steps = sorted(manager(run_dir).all_steps(), reverse=True) if folder.exists() else []
+    steps = all_epochs(run_dir)
     if not steps:
         raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start a new run instead of --resume")
     for i, step in enumerate(steps):
@@ -117,10 +121,8 @@ def restore(run_dir: Path, template: Any, epoch: int | None = None,
             aside.parent.mkdir(exist_ok=True)
             shutil.rmtree(aside, ignore_errors=True)
             (folder / str(step)).rename(aside)
-            reason = (str(err).strip().splitlines() or [""])[0][:160]
             then = f"resuming from checkpoint {steps[i + 1]}" if i + 1 < len(steps) else "no older checkpoint"
-            say(f"checkpoint {folder / str(step)} cannot be read ({err.__class__.__name__}: {reason}); "
-                f"moved to {aside}; {then}")
+            say(f"checkpoint {folder / str(step)} cannot be read ({_first_line(err)}); moved to {aside}; {then}")
     raise CheckpointError(f"no readable checkpoint in {folder} (the damaged ones are in {Path(run_dir) / DAMAGED}); "
                           "start a new run instead of --resume")
 
@@ -140,10 +142,7 @@ def stored_shape(run_dir: Path, path: tuple[str, ...], epoch: int | None = None)
     named by its path of field names in the state (e.g. the demonstrations buffer's rewards),
     read from the checkpoint's metadata without restoring it."""
     root = Path(run_dir).absolute() / "checkpoints"
-    if epoch is not None:
-        steps = [epoch]
-    else:
-        steps = sorted(manager(run_dir).all_steps(), reverse=True) if root.exists() else []
+    steps = [epoch] if epoch is not None else all_epochs(run_dir)
     if not steps:
         raise CheckpointError(f"{run_dir} has no checkpoint to resume from; start a new run instead of --resume")
     for step in steps:  # the newest whose metadata reads (the shape is the same in every checkpoint)

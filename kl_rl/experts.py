@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 from flax import serialization
 
 from kl_rl.config import TrainConfig, config_from_json
@@ -46,20 +45,15 @@ def load_expert(path: str | Path) -> Expert:
     if missing:
         raise ExpertError(f"{path} is not a finished kl-rl run folder (missing {', '.join(missing)}); "
                           "train one with `kl-rl train` or `kl-rl demos`")
+    from kl_rl.evaluation import actor_from_stored
+
     cfg = config_from_json(json.loads((path / "config.json").read_text())["config"]).validate()
     env = make_env(cfg.env, 1)
     sac = SAC(cfg, env.obs_size, env.action_size)
     raw = serialization.msgpack_restore((path / "params.msgpack").read_bytes())
     if set(raw) != {"actor", "critics"}:
         raise ExpertError(f"{path / 'params.msgpack'} does not hold actor and critic parameters")
-    template_actor = sac.actor.init(jax.random.key(0), jnp.zeros((1, env.obs_size), jnp.float32))
-    try:
-        actor = serialization.from_state_dict(template_actor, raw["actor"])
-        same = jax.tree.map(lambda a, b: a.shape == b.shape, template_actor, actor)
-    except (ValueError, KeyError, TypeError) as err:
-        raise ExpertError(f"{path / 'params.msgpack'} does not match its config.json ({err})") from None
-    if not all(jax.tree.leaves(same)):
-        raise ExpertError(f"{path / 'params.msgpack'} has actor shapes that do not match its config.json")
+    actor = actor_from_stored(cfg, raw["actor"], str(path / "params.msgpack"), ExpertError)
     summary = json.loads((path / "summary.json").read_text())
     return Expert(cfg=cfg, sac=sac, actor_params=actor, summary=summary, path=path)
 

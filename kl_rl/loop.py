@@ -352,7 +352,7 @@ def final_evaluation(programs: Any, state: TrainState, cfg: TrainConfig, n: int)
     periodic evaluation (``eval_episodes`` in parallel) repeated with other keys, so nothing new
     is compiled. Per run: the returns, early ends (terminated before the time limit: falls), the
     mean with its standard error and 95% bootstrap CI, the IQM, and the success rate (door)."""
-    from kl_rl.sweep_summary import aggregate
+    from kl_rl.evaluation import episode_statistics
 
     calls = -(-cfg.final_eval_episodes // cfg.eval_episodes)
     parts = [programs.per_run(programs.fetch(programs.evaluate(state.replace(key=_folded_keys(state.key, i)))), n)
@@ -361,16 +361,8 @@ def final_evaluation(programs: Any, state: TrainState, cfg: TrainConfig, n: int)
     for r in range(n):
         joined = {k: np.concatenate([np.atleast_1d(p[r][k]) for p in parts])[: cfg.final_eval_episodes]
                   for k in ("eval_returns", "eval_lengths", "eval_successes") if k in parts[0][r]}
-        returns = joined["eval_returns"].astype(float)
-        stats = aggregate(returns)
-        record = {"episodes": int(returns.size), "mean": stats["mean"],
-                  "std_err": float(returns.std(ddof=1) / np.sqrt(returns.size)) if returns.size > 1 else 0.0,
-                  "ci_low": stats["ci_low"], "ci_high": stats["ci_high"], "iqm": stats["iqm"],
-                  "early_ends": int(np.sum(joined["eval_lengths"] < cfg.episode_length)),
-                  "returns": returns.tolist()}
-        if "eval_successes" in joined:
-            record["success_rate"] = float(np.mean(joined["eval_successes"]))
-        out.append(record)
+        out.append(episode_statistics(joined["eval_returns"], joined["eval_lengths"] < cfg.episode_length,
+                                      joined.get("eval_successes")))
     return out
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+
+from kl_rl.rollout import rollout
 
 
 class RenderError(ValueError):
@@ -31,7 +32,7 @@ class Episode:
     e.g. the door frame's position), the joint positions at every step and its outcome."""
 
     model: Any  # mujoco.MjModel
-    qpos: np.ndarray  # [T + 1, nq], the initial state first
+    qpos: np.ndarray  # [T, nq], the state each action was taken in
     control_dt: float  # seconds between recorded steps
     episode_return: float
     success: bool | None
@@ -50,52 +51,38 @@ def record_episode(cfg: Any, actor_params: Any, seed: int = 0, env_name: str | N
         raise RenderError(f"env {env.name} is not a MuJoCo model; render draws the MuJoCo envs (halfcheetah, hopper, "
                           "walker2d, ant, door)")
     sac = SAC(cfg, env.obs_size, env.action_size)
-    metric = env.success_metric
+    metric = (env.success_metric,) if env.success_metric else ()
 
-    @jax.jit
-    def run(params: Any, key: jax.Array) -> tuple[Any, ...]:
-        key_reset, key_act = jax.random.split(key)
-        start = env.reset(key_reset).physics
+    def keep(physics: Any) -> dict[str, jax.Array]:  # the state each action is taken in
+        return {"qpos": physics.pipeline_state.qpos, **{f"info:{k}": v for k, v in physics.info.items()}}
 
-        def step(carry: tuple[Any, jax.Array], key_t: jax.Array) -> tuple[tuple[Any, jax.Array], tuple[Any, ...]]:
-            physics, alive = carry
-            obs = physics.obs
-            act = sac.sample_action(params, obs, key_t) if stochastic else sac.greedy_action(params, obs)
-            physics = env.step_physics(physics, act)
-            goal = physics.metrics[metric][0] if metric else jnp.zeros(())
-            out = (physics.pipeline_state.qpos[0], alive, physics.reward[0] * alive, goal * alive)
-            return (physics, alive & (physics.done[0] <= 0)), out
-
-        _, (qpos, alive, rewards, goals) = jax.lax.scan(step, (start, jnp.ones((), bool)),
-                                                        jax.random.split(key_act, env.episode_length))
-        return start.pipeline_state.qpos[0], qpos, alive, rewards, goals, start.info
-
-    q0, qpos, alive, rewards, goals, info = jax.device_get(run(actor_params, jax.random.key(seed)))
-    length = int(alive.sum())  # steps inside the episode (a terminated one stops there)
-    frames = np.concatenate([q0[None], qpos[:length]])  # [T + 1, nq]
+    run = jax.jit(lambda params, key: rollout(env, sac.policy(params, stochastic), key, metric, record=keep))
+    episodes = jax.device_get(run(actor_params, jax.random.key(seed)))
+    length = int(episodes.lengths[0])  # a terminated episode stops there
+    info = {k.removeprefix("info:"): np.asarray(v)[0, 0] for k, v in episodes.metrics.items() if k.startswith("info:")}
     inner = env.env
-    model = inner.render_model({k: np.asarray(v)[0] for k, v in info.items()}) if hasattr(inner, "render_model") \
-        else inner.sys.mj_model
-    success = bool(goals[:length].sum() > env.success_steps) if metric else None
-    return Episode(model, frames, float(inner.dt), float(rewards.sum()), success, env.name)
+    model = inner.render_model(info) if hasattr(inner, "render_model") else inner.sys.mj_model
+    return Episode(model, np.asarray(episodes.metrics["qpos"][:length, 0]), float(inner.dt),
+                   float(episodes.returns[0]), bool(episodes.successes(env)[0]) if metric else None, env.name)
 
 
 VISIBLE_GROUPS = (0, 1, 2)  # MuJoCo's viewer shows geom groups 0-2 by default; higher ones hold collision proxies
 
 
-def geom_poses(model: Any, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every geom's position [T, G, 3] and rotation matrix [T, G, 3, 3] at each recorded step
-    (MuJoCo forward kinematics on the CPU)."""
+def geom_poses(model: Any, qpos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every geom's position [T, G, 3] and rotation matrix [T, G, 3, 3], and the first moving
+    body's position [T, 3], at each recorded step (MuJoCo forward kinematics on the CPU)."""
     import mujoco
 
     data = mujoco.MjData(model)
-    pos, rot = [], []
+    pos, rot, root = [], [], []
     for q in qpos:
         data.qpos[:] = q
         mujoco.mj_kinematics(model, data)
         pos.append(data.geom_xpos.copy())
         rot.append(data.geom_xmat.reshape(-1, 3, 3).copy())
-    return np.stack(pos), np.stack(rot)
+        root.append(data.xpos[min(1, model.nbody - 1)].copy())
+    return np.stack(pos), np.stack(rot), np.stack(root)
 
 
 def _color(model: Any, g: int) -> tuple[int, float]:
@@ -125,18 +112,11 @@ def scene_commands(episode: Episode, follow: bool = True) -> list[dict[str, Any]
     from meshcat.path import Path as MeshcatPath
 
     m = episode.model
-    pos, rot = geom_poses(m, episode.qpos)  # [T, G, 3], [T, G, 3, 3]
+    pos, rot, centre = geom_poses(m, episode.qpos)  # [T, G, 3], [T, G, 3, 3], [T, 3]
     if follow and m.nbody > 1:
-        import mujoco
-
-        data, centre = mujoco.MjData(m), []
-        for q in episode.qpos:
-            data.qpos[:] = q
-            mujoco.mj_kinematics(m, data)
-            centre.append(data.xpos[1, :2].copy())
         moving = m.geom_type != 0  # planes (the floor) stay: a shifted floor would run out under the robot
         pos = pos.copy()
-        pos[:, moving, :2] -= np.stack(centre)[:, None, :]  # [T, G, 2]
+        pos[:, moving, :2] -= centre[:, None, :2]
     root = MeshcatPath(("episode",))
     commands: list[dict[str, Any]] = []
     shown = []

@@ -7,6 +7,7 @@ stepped together in one ``lax.scan``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -49,12 +50,15 @@ def successes(goal: jax.Array, valid: jax.Array, success_steps: int) -> jax.Arra
     return jnp.sum(jnp.where(valid, goal > 0, False), axis=0) > success_steps
 
 
-def rollout(env: VecEnv, act: Policy, key: jax.Array, metric_names: tuple[str, ...] = ()) -> Episodes:
+def rollout(env: VecEnv, act: Policy, key: jax.Array, metric_names: tuple[str, ...] = (),
+            record: Callable[[Any], dict[str, jax.Array]] | None = None) -> Episodes:
     """Runs one episode in each of ``env.num_envs`` envs for up to ``episode_length`` steps.
 
     Steps after an env terminates are still simulated (the batch moves in lockstep) but marked
     invalid, so they count toward nothing. ``metric_names``: the Brax env metrics (e.g. its reward
     terms) to record at every step as well; none by default, so evaluation carries nothing extra.
+    ``record(physics)``: more values to keep in ``metrics``, taken from the state each action is
+    taken in (e.g. the joint positions, to replay the episode).
     """
     key_reset, key_act = jax.random.split(key)
     physics = env.reset(key_reset).physics
@@ -62,12 +66,13 @@ def rollout(env: VecEnv, act: Policy, key: jax.Array, metric_names: tuple[str, .
     def step(carry, key_t):
         physics, alive = carry
         obs = physics.obs
+        kept = record(physics) if record is not None else {}
         action = act(obs, key_t)
         physics = env.step_physics(physics, action)
         terminated = alive & (physics.done > 0)
-        record = Episodes(observations=obs, actions=action, rewards=physics.reward, terminated=terminated,
-                          valid=alive, metrics={name: physics.metrics[name] for name in metric_names})
-        return (physics, alive & ~terminated), record
+        step_record = Episodes(observations=obs, actions=action, rewards=physics.reward, terminated=terminated,
+                               valid=alive, metrics={**{n: physics.metrics[n] for n in metric_names}, **kept})
+        return (physics, alive & ~terminated), step_record
 
     alive = jnp.ones((env.num_envs,), bool)
     keys = jax.random.split(key_act, env.episode_length)

@@ -95,6 +95,12 @@ class SAC:
         mean, _ = self.actor.apply(actor_params, obs)
         return deterministic_action(mean)
 
+    def policy(self, actor_params: Params, stochastic: bool = False) -> Any:
+        """``act(obs [N, o], key) -> [N, a]`` for ``rollout``: sampled, or tanh(mean) (key unused)."""
+        if stochastic:
+            return lambda obs, key: self.sample_action(actor_params, obs, key)
+        return lambda obs, _key: self.greedy_action(actor_params, obs)
+
     def apply_adam(self, params, grads, opt_state, lr):
         updates, opt_state = self.optimizer.update(grads, opt_state)
         params = jax.tree.map(lambda p, u: p - lr * u, params, updates)

@@ -36,19 +36,13 @@ class EvaluateArgs:
 
 
 def evaluate(args: EvaluateArgs) -> int:
-    from kl_rl.envs import check_env_name, task_of
-    from kl_rl.evaluation import EvaluationError, run_config
+    from kl_rl.evaluation import EvaluationError, check_run
 
     if args.episodes < 1 or args.chunk < 1:
         raise EvaluationError(f"episodes and chunk must be >= 1 (got {args.episodes}, {args.chunk})")
     if args.checkpoint is not None and args.checkpoint < 0:
         raise EvaluationError(f"checkpoint is an env-step count >= 0 (got {args.checkpoint})")
-    if not args.run.is_dir():
-        raise EvaluationError(f"no run folder at {args.run}")
-    cfg, _ = run_config(args.run)
-    if args.env is not None and task_of(check_env_name(args.env)) != task_of(cfg.env):
-        raise EvaluationError(f"--env {args.env} is another task than the run's env {cfg.env}; choose an env of "
-                              f"task {task_of(cfg.env)}")
+    check_run(args.run, args.env)
     compile_cache.enable(args.compile_cache)
     import jax
 

@@ -37,19 +37,14 @@ class RenderArgs:
 
 
 def render(args: RenderArgs) -> int:
-    from kl_rl.envs import check_env_name, task_of
-    from kl_rl.evaluation import run_config
+    from kl_rl.evaluation import check_run
     from kl_rl.render import RenderError
 
     if args.out.suffix.lower() not in (".html", ".mp4"):
         raise RenderError(f"--out {args.out}: write an .html page or an .mp4 video")
     if args.out.suffix.lower() == ".mp4" and "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
         os.environ["MUJOCO_GL"] = "egl"  # headless: EGL (read when MuJoCo loads, so before anything imports it)
-    if not args.run.is_dir():
-        raise RenderError(f"no run folder at {args.run}")
-    cfg, _ = run_config(args.run)
-    if args.env is not None and task_of(check_env_name(args.env)) != task_of(cfg.env):
-        raise RenderError(f"--env {args.env} is another task than the run's env {cfg.env}")
+    check_run(args.run, args.env)
     compile_cache.enable(args.compile_cache)
     from kl_rl.evaluation import load_run_policy
     from kl_rl.render import record_episode, write_html, write_video
@@ -62,7 +57,7 @@ def render(args: RenderArgs) -> int:
         write_html(episode, args.out, title, args.follow)
     else:
         write_video(episode, args.out)
-    steps = episode.qpos.shape[0] - 1
+    steps = episode.qpos.shape[0]
     print(f"{title}: {steps} steps, return {episode.episode_return:.1f}"
           + ("" if episode.success is None else f", {'success' if episode.success else 'no success'}")
           + f"; wrote {args.out}")
