@@ -24,7 +24,7 @@ from flax import serialization
 from kl_rl.config import TrainConfig, config_from_json
 from kl_rl.rollout import rollout
 from kl_rl.sac import SAC
-from kl_rl.sweep_summary import aggregate
+from kl_rl.sweep_summary import episode_statistics
 
 DEFAULT_CHUNK = 16  # parallel episodes per rollout
 
@@ -68,21 +68,6 @@ def evaluate_actor(cfg: TrainConfig, actor_params: Any, episodes: int, key: jax.
     if "success" in joined:
         record["successes"] = joined["success"].astype(bool).tolist()
     return {**record, "seconds": time.perf_counter() - start}
-
-
-def episode_statistics(returns: np.ndarray, early: np.ndarray, success: np.ndarray | None = None) -> dict[str, Any]:
-    """What a many-episode evaluation reports: the episodes' returns [E], their mean with its
-    standard error and 95% bootstrap CI, IQM, min and max, how many ended early (``early`` [E]
-    bool: terminated before the time limit) and, given ``success`` [E], the success rate."""
-    returns = np.asarray(returns, float)
-    stats = aggregate(returns)
-    out = {"episodes": int(returns.size), "returns": returns.tolist(), "mean": stats["mean"],
-           "std_err": float(returns.std(ddof=1) / np.sqrt(returns.size)) if returns.size > 1 else 0.0,
-           "ci_low": stats["ci_low"], "ci_high": stats["ci_high"], "iqm": stats["iqm"],
-           "min": float(returns.min()), "max": float(returns.max()), "early_ends": int(np.sum(early))}
-    if success is not None:
-        out["success_rate"] = float(np.mean(success))
-    return out
 
 
 # ----------------------------------------------------------------------------- run folders

@@ -46,6 +46,21 @@ def aggregate(values: Sequence[float], confidence: float = 0.95, seed: int = 0) 
     return out
 
 
+def episode_statistics(returns: np.ndarray, early: np.ndarray, success: np.ndarray | None = None) -> dict[str, Any]:
+    """What a many-episode evaluation reports: the episodes' returns [E], their mean with its
+    standard error and 95% bootstrap CI, IQM, min and max, how many ended early (``early`` [E]
+    bool: terminated before the time limit) and, given ``success`` [E], the success rate."""
+    returns = np.asarray(returns, float)
+    stats = aggregate(returns)
+    out = {"episodes": int(returns.size), "returns": returns.tolist(), "mean": stats["mean"],
+           "std_err": float(returns.std(ddof=1) / np.sqrt(returns.size)) if returns.size > 1 else 0.0,
+           "ci_low": stats["ci_low"], "ci_high": stats["ci_high"], "iqm": stats["iqm"],
+           "min": float(returns.min()), "max": float(returns.max()), "early_ends": int(np.sum(early))}
+    if success is not None:
+        out["success_rate"] = float(np.mean(success))
+    return out
+
+
 def summarize(runs: Sequence[SweepRun], rows: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One record per configuration, in the sweep's order; with ``success`` (final and AUC of the
     success rate) where the runs report one (door)."""
