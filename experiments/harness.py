@@ -300,6 +300,10 @@ def update_summary_csv(args: argparse.Namespace, experiment: str, env: str, summ
         for key in sorted(rows):
             writer.writerow({k: rows[key].get(k, "") for k in SUMMARY_FIELDS})
     tmp.replace(path)
+    if path == ROOT / "results" / "summary.csv":  # the real table: regenerate the README's headline from it
+        from headline import update_readme
+
+        update_readme(path, ROOT / "README.md")
     return path
 
 

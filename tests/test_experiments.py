@@ -156,6 +156,65 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
     np.testing.assert_allclose(float(table["nppac"]["success_final_mean"]), 0.9)
     assert table["nppac"]["env_steps"] == "10000" and table["kl:mlp"]["diverged_at_env_steps"] == "5000"
     assert table["kl:mlp"]["final_mean"] == "" and len(table) == 2
+    # ... and the headline drawn from it: a label that diverged loses to one that finished
+    monkeypatch.delitem(sys.modules, "headline", raising=False)
+    from headline import headline_rows, read_rows
+
+    (line,) = headline_rows(read_rows(path))
+    assert line[:2] == ["door (door-human) (success)", "kl:mlp"] and line[4] == "diverged at 5,000"
+    assert line[5] == line[8] == "wins" and line[6] == "0.90 [0.80, 1.00]"
+
+
+def _summary_row(label: str, final: tuple, auc: tuple, **extra) -> dict:
+    return {"experiment": "priors", "env": "hopper", "label": label, "seeds": "3", "env_steps": "100000",
+            "final_mean": final[0], "final_ci_low": final[1], "final_ci_high": final[2],
+            "auc_mean": auc[0], "auc_ci_low": auc[1], "auc_ci_high": auc[2], **extra}
+
+
+def test_headline_verdicts_from_the_summary_table(monkeypatch, tmp_path):
+    import csv
+
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
+    monkeypatch.delitem(sys.modules, "headline", raising=False)
+    from headline import END, START, headline_rows, update_readme, verdict
+
+    assert verdict((5, 4, 6), (2, 1, 3)) == "wins" and verdict((2, 1, 3), (5, 4, 6)) == "loses"
+    assert verdict((5, 3, 6), (4, 2, 3.5)) == "ties" and verdict(None, (1, 0, 2)) == "loses"
+    rows = [_summary_row("nppac", (3000, 2800, 3200), (2500, 2400, 2600)),
+            _summary_row("sac", (3100, 2900, 3300), (1500, 1400, 1600)),       # ties on final, wins on AUC
+            _summary_row("rlpd", (3500, 3300, 3700), (2550, 2450, 2650)),      # loses on final, ties on AUC
+            _summary_row("nppac", (1, 0, 2), (1, 0, 2), env="walker2d")]       # no baseline: no line
+    lines = {line[1]: line for line in headline_rows(rows)}
+    assert set(lines) == {"sac", "rlpd"} and lines["sac"][0] == "hopper" and lines["sac"][2] == "3 x 100,000"
+    assert (lines["sac"][5], lines["sac"][8]) == ("wins", "ties")
+    assert (lines["rlpd"][5], lines["rlpd"][8]) == ("ties", "loses")
+    assert lines["sac"][3] == "2500 [2400, 2600]" and lines["sac"][7] == "3100 [2900, 3300]"
+    # the README block between the markers is replaced, the text around it kept
+    table = tmp_path / "summary.csv"
+    with table.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{START}\nstale\n{END}\nafter\n")
+    assert update_readme(table, readme)
+    text = readme.read_text()
+    assert text.startswith("before\n") and text.endswith(f"{END}\nafter\n") and "stale" not in text
+    assert "| hopper | rlpd | 3 x 100,000 |" in text
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "headline.py"), "--csv", str(table),
+                           "--readme", str(tmp_path / "other.md")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_readme_headline_is_the_one_generated_from_results_summary(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
+    monkeypatch.delitem(sys.modules, "headline", raising=False)
+    from headline import END, START, read_rows, render
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split(START, 1)[1].split(END, 1)[0]
+    assert block.strip() == render(read_rows(ROOT / "results" / "summary.csv")).strip(), \
+        "README's headline is stale: run python experiments/headline.py"
 
 
 def test_experiment_bad_input_is_one_line(tmp_path):
