@@ -26,7 +26,7 @@ demos: install
 	$(VENV)/bin/kl-rl demos --env $(ENV) $(ARGS)
 
 test: install
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=25 tests
 
 bench: install
 	$(PY) benchmarks/throughput.py $(ARGS)
