@@ -26,9 +26,13 @@ _REPO_DATA = Path(__file__).resolve().parent.parent / "data"
 
 
 def default_demos_path(env: str) -> Path:
-    """``data/demos/<env>.npz`` in the working directory, else the one shipped with the repository."""
-    local = Path("data") / "demos" / f"{env}.npz"
-    return local if local.exists() else _REPO_DATA / "demos" / f"{env}.npz"
+    """``data/demos/<task>.npz`` in the working directory, else the one shipped with the repository;
+    the task's file serves each of its envs (door-zero-one and door-dense read door.npz)."""
+    from kl_rl.envs import ENV_NAMES, task_of
+
+    name = task_of(env) if env in ENV_NAMES else env
+    local = Path("data") / "demos" / f"{name}.npz"
+    return local if local.exists() else _REPO_DATA / "demos" / f"{name}.npz"
 
 
 def load_demos(env: str, obs_size: int, action_size: int, path: Path | None = None,
@@ -36,7 +40,7 @@ def load_demos(env: str, obs_size: int, action_size: int, path: Path | None = No
     """The run's demonstrations, checked against the env's dims; the first ``num_demos`` episodes."""
     path = Path(path) if path is not None else default_demos_path(env)
     if not path.with_suffix(".npz").exists():
-        hint = (f"make them with `make demos ENV={env}`" if path == default_demos_path(env)
+        hint = (f"make them with `make demos ENV={default_demos_path(env).stem}`" if path == default_demos_path(env)
                 else "check the --demos path")
         raise demos_lib.DemosError(f"no demonstrations at {path}; {hint}")
     data = demos_lib.load(path, obs_size=obs_size, action_size=action_size)

@@ -196,3 +196,14 @@ def test_the_human_door_demonstrations_import():
     assert demos.num_episodes == 25 and demos.num_steps == 6729
     assert demos.observations.shape == (6729, 39) and demos.actions.shape == (6729, 28)
     assert sum(demos.metadata["successes"]) == 6  # the door open on more than 25 steps in 6 of 25
+
+
+def test_every_door_env_reads_the_shipped_door_demonstrations():
+    """door-zero-one and door-dense are the door task with other rewards: without --demos they
+    train from data/demos/door.npz, as door does."""
+    from kl_rl.prior_source import default_demos_path, load_demos
+
+    assert default_demos_path("door-zero-one") == default_demos_path("door-dense") == default_demos_path("door")
+    assert default_demos_path("door").name == "door.npz"
+    data, path = load_demos("door-zero-one", 39, 28)
+    assert path == default_demos_path("door") and data.observations.shape[-1] == 39
