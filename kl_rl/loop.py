@@ -353,7 +353,6 @@ def final_evaluation(programs: Any, state: TrainState, cfg: TrainConfig, n: int)
     periodic evaluation (``eval_episodes`` in parallel) repeated with other keys, so nothing new
     is compiled. Per run: the returns, early ends (terminated before the time limit: falls), the
     mean with its standard error and 95% bootstrap CI, the IQM, and the success rate (door)."""
-
     calls = -(-cfg.final_eval_episodes // cfg.eval_episodes)
     parts = [programs.per_run(programs.fetch(programs.evaluate(state.replace(key=_folded_keys(state.key, i)))), n)
              for i in range(calls)]

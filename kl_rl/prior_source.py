@@ -38,10 +38,10 @@ def default_demos_path(env: str) -> Path:
 def load_demos(env: str, obs_size: int, action_size: int, path: Path | None = None,
                num_demos: int | None = None) -> tuple[demos_lib.Demonstrations, Path]:
     """The run's demonstrations, checked against the env's dims; the first ``num_demos`` episodes."""
-    path = Path(path) if path is not None else default_demos_path(env)
+    default = default_demos_path(env)
+    path = Path(path) if path is not None else default
     if not path.with_suffix(".npz").exists():
-        hint = (f"make them with `make demos ENV={default_demos_path(env).stem}`" if path == default_demos_path(env)
-                else "check the --demos path")
+        hint = f"make them with `make demos ENV={default.stem}`" if path == default else "check the --demos path"
         raise demos_lib.DemosError(f"no demonstrations at {path}; {hint}")
     data = demos_lib.load(path, obs_size=obs_size, action_size=action_size)
     recorded = data.metadata.get("env")
