@@ -121,11 +121,16 @@ def test_door_experiment_runs_sac_once_for_every_source(tmp_path):
     assert rows["sac"]["env"] == "pointmass" and rows["sac"]["success_final_mean"] == ""  # the toy has no success
 
 
-def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
-    # benchmarks/ has a harness module too: import experiments/' afresh, restored after the test
+def _use_experiments_modules(monkeypatch) -> None:
+    """Import experiments/' scripts afresh, restored after the test: benchmarks/ has a ``harness``
+    module too, and whichever a previous test imported would otherwise shadow the other."""
     monkeypatch.syspath_prepend(str(ROOT / "experiments"))
-    for name in ("harness", "door"):
+    for name in ("harness", "door", "headline"):
         monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
+    _use_experiments_modules(monkeypatch)
     from door import success_rows
     from harness import seed_table
 
@@ -157,7 +162,6 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
     assert table["nppac"]["env_steps"] == "10000" and table["kl:mlp"]["diverged_at_env_steps"] == "5000"
     assert table["kl:mlp"]["final_mean"] == "" and len(table) == 2
     # ... and the headline drawn from it: a label that diverged loses to one that finished
-    monkeypatch.delitem(sys.modules, "headline", raising=False)
     from headline import headline_rows, read_rows
 
     (line,) = headline_rows(read_rows(path))
@@ -174,8 +178,7 @@ def _summary_row(label: str, final: tuple, auc: tuple, **extra) -> dict:
 def test_headline_verdicts_from_the_summary_table(monkeypatch, tmp_path):
     import csv
 
-    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
-    monkeypatch.delitem(sys.modules, "headline", raising=False)
+    _use_experiments_modules(monkeypatch)
     from headline import END, START, headline_rows, update_readme, verdict
 
     assert verdict((5, 4, 6), (2, 1, 3)) == "wins" and verdict((2, 1, 3), (5, 4, 6)) == "loses"
@@ -207,8 +210,7 @@ def test_headline_verdicts_from_the_summary_table(monkeypatch, tmp_path):
 
 
 def test_readme_headline_is_the_one_generated_from_results_summary(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
-    monkeypatch.delitem(sys.modules, "headline", raising=False)
+    _use_experiments_modules(monkeypatch)
     from headline import END, START, read_rows, render
 
     text = (ROOT / "README.md").read_text()
