@@ -103,6 +103,14 @@ class TrainConfig:
     mean wherever pi0 reaches past the box. 0 is the paper's KL-only objective."""
     prior_scale_is_variance: bool = False
     """Reproduce the reference code's mix-up: use the prior's variance where its std belongs."""
+    prior_truncated: bool = False
+    """nppac / kl: score actions under pi0 truncated to the action box [-1, 1]^d, the actions the
+    tanh-squashed actor can take. An untruncated pi0 that puts mass past the box (where the
+    demonstrations push an actuator to its limit) gives the KL a floor, -log of its mass inside
+    the box, that no actor can go below and that differs from state to state; charged in the TD
+    target, it makes the states where demonstrations act at their limits look costly. Truncation
+    removes the floor and leaves the actor's gradient unchanged (the mass does not depend on the
+    action)."""
     kl_in_target: bool | None = None
     """nppac / kl: charge alpha x KL in the critic's TD target (the paper's soft value, a cost
     per step) as well as in the actor loss. False keeps the KL in the actor loss only, so that

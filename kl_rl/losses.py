@@ -61,6 +61,26 @@ def prior_log_prob(action: jax.Array, prior_mean: jax.Array, prior_std: jax.Arra
     return gaussian_log_prob(action, prior_mean, jnp.log(prior_std))
 
 
+def log_box_mass(prior_mean: jax.Array, prior_std: jax.Array) -> jax.Array:
+    """log P(a in [-1, 1]^d) under the diagonal Gaussian N(mu0, sigma0^2): [B, d] -> [B].
+
+    Per dimension log(Phi(b) - Phi(a)) with a = (-1 - mu0)/sigma0, b = (1 - mu0)/sigma0, computed
+    on the side of zero where ``log_ndtr`` keeps its precision (reflected when mu0 < 0), so that a
+    mean far outside the box gives a large finite negative number, not -inf."""
+    lo, hi = (-1.0 - prior_mean) / prior_std, (1.0 - prior_mean) / prior_std
+    flip = prior_mean < 0.0  # Phi(b) - Phi(a) = Phi(-a) - Phi(-b): keep the interval's bulk below 0
+    lo, hi = jnp.where(flip, -hi, lo), jnp.where(flip, -lo, hi)
+    log_hi, log_lo = jax.scipy.special.log_ndtr(hi), jax.scipy.special.log_ndtr(lo)
+    per_dim = log_hi + jnp.log1p(-jnp.exp(jnp.minimum(log_lo - log_hi, -1e-30)))
+    return jnp.sum(per_dim, axis=-1)
+
+
+def truncated_prior_log_prob(action: jax.Array, prior_mean: jax.Array, prior_std: jax.Array) -> jax.Array:
+    """log pi0(a|s) of pi0 truncated to the action box: the Gaussian's log density minus
+    ``log_box_mass``. [B, d] -> [B]. Its gradient in a is the untruncated one."""
+    return prior_log_prob(action, prior_mean, prior_std) - jax.lax.stop_gradient(log_box_mass(prior_mean, prior_std))
+
+
 def kl_estimate(log_prob: jax.Array, prior_log_prob: jax.Array) -> jax.Array:
     """One-sample estimate of KL(pi(.|s) || pi0(.|s)) at a ~ pi(.|s): log pi(a|s) - log pi0(a|s).
     Unbiased for the KL; each sample can be negative. [B] -> [B]."""

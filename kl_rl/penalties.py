@@ -92,14 +92,19 @@ class KLPenalty:
 
     def next_penalty(self, next_log_prob: jax.Array, next_action: jax.Array, moments: Moments) -> jax.Array:
         _, _, next_mean0, next_scale0, _ = moments
-        return losses.kl_estimate(next_log_prob, losses.prior_log_prob(next_action, next_mean0, next_scale0))
+        return losses.kl_estimate(next_log_prob, self.prior_log_prob(next_action, next_mean0, next_scale0))
 
     def target_weight(self, alpha: jax.Array) -> jax.Array:
         """The KL is charged in the TD target only where the env's preset (or the option) says so."""
         return alpha if self.cfg.charges_kl_in_target else jnp.zeros_like(alpha)
 
+    def prior_log_prob(self, action: jax.Array, mean0: jax.Array, scale0: jax.Array) -> jax.Array:
+        """log pi0(a|s), of pi0 truncated to the action box where ``prior_truncated`` asks. [B]"""
+        score = losses.truncated_prior_log_prob if self.cfg.prior_truncated else losses.prior_log_prob
+        return score(action, mean0, scale0)
+
     def actor_penalty(self, log_prob: jax.Array, action: jax.Array, moments: Moments) -> jax.Array:
-        return losses.kl_estimate(log_prob, losses.prior_log_prob(action, moments[0], moments[1]))
+        return losses.kl_estimate(log_prob, self.prior_log_prob(action, moments[0], moments[1]))
 
     def extra_actor_loss(self, mean: jax.Array, moments: Moments, alpha: jax.Array) -> jax.Array | None:
         """alpha x the mean-action term (``mean_action_weight``; None when 0)."""

@@ -57,6 +57,53 @@ def test_kl_gradient_grows_like_inverse_prior_variance():
     assert -2.1 < slope < -1.9, (slope, norms)
 
 
+def test_log_box_mass_matches_scipy_and_stays_finite_far_outside_the_box():
+    from scipy import stats
+
+    mu0 = np.array([[0.0, 0.9, -1.1, 1.5, -3.0, 0.3]])
+    std0 = np.array([[0.5, 0.1, 0.1, 0.05, 0.2, 2.0]])
+    lo, hi = (-1 - mu0) / std0, (1 - mu0) / std0  # a mean below the box: its upper tail, where sf is exact
+    mass = np.where(mu0 < 0, stats.norm.sf(lo) - stats.norm.sf(hi), stats.norm.cdf(hi) - stats.norm.cdf(lo))
+    exact = np.sum(np.log(mass))
+    with jax.enable_x64(True):
+        np.testing.assert_allclose(float(losses.log_box_mass(jnp.asarray(mu0), jnp.asarray(std0))[0]), exact,
+                                   rtol=1e-10)
+    np.testing.assert_allclose(float(losses.log_box_mass(jnp.asarray(mu0, jnp.float32),
+                                                         jnp.asarray(std0, jnp.float32))[0]), exact, rtol=1e-4)
+    # 100 stds past the edge: a large finite log mass (Mills' ratio: -(100^2)/2 - log(100 sqrt(2 pi))), not -inf
+    far = float(losses.log_box_mass(jnp.array([[-6.0]]), jnp.array([[0.05]]))[0])
+    np.testing.assert_allclose(far, -0.5 * 100.0**2 - np.log(100.0 * np.sqrt(2 * np.pi)), rtol=1e-3)
+
+
+def test_truncating_the_prior_removes_the_kl_floor_and_keeps_the_gradient():
+    """pi0 with its mean on the box's edge: the tanh-squashed actor's KL to the untruncated pi0 stays
+    above -log(mass in the box) = log 2 per dimension however closely it follows pi0; to the
+    truncated pi0 it is the same estimate plus the log mass, and its action gradient is unchanged."""
+    mu0, std0 = jnp.full((20_000, 2), 1.0), jnp.full((20_000, 2), 0.1)
+    mean, log_std = jnp.full((20_000, 2), jnp.arctanh(0.9)), jnp.full((20_000, 2), jnp.log(0.6))
+    action, log_prob = sample_tanh_gaussian(jax.random.key(3), mean, log_std)
+    kl_plain = losses.kl_estimate(log_prob, losses.prior_log_prob(action, mu0, std0))
+    kl_trunc = losses.kl_estimate(log_prob, losses.truncated_prior_log_prob(action, mu0, std0))
+    assert float(jnp.mean(kl_plain)) > 2 * np.log(2.0)
+    np.testing.assert_allclose(kl_trunc - kl_plain, 2 * np.log(0.5), rtol=1e-5)
+    grads = [jax.grad(lambda a, f=f: jnp.sum(f(a, mu0, std0)))(action)
+             for f in (losses.prior_log_prob, losses.truncated_prior_log_prob)]
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
+
+
+def test_truncated_prior_option_lowers_the_pretraining_kl(nppac_cfg, pointmass_priors, pointmass_demos, hparams):
+    """--prior-truncated reaches the trainer: the same pretraining reports a KL lower by the
+    prior's mean log mass outside the box (> 0 wherever pi0 reaches past it)."""
+    kls = []
+    for truncated in (False, True):
+        trainer = Trainer(dataclasses.replace(nppac_cfg, prior_truncated=truncated, pretrain_epochs=1))
+        state = jax.jit(trainer.init)(jax.random.key(0), hparams, pointmass_priors["gp"])
+        _, kl = jax.jit(trainer.pretrain)(state, hparams, jnp.asarray(pointmass_demos.observations),
+                                          jnp.asarray(pointmass_demos.actions))
+        kls.append(float(kl[0]))
+    assert kls[1] < kls[0], kls
+
+
 @pytest.fixture(scope="module")
 def nppac_cfg(tiny_cfg):
     return dataclasses.replace(tiny_cfg, algo="nppac", pretrain_epochs=20, pretrain_batch_size=16, critic_warmup=0)
