@@ -212,15 +212,26 @@ def _label_rows(sweep_dir: Path, seeds: int) -> list[list[dict[str, Any]]]:
     return runs
 
 
+KL_ONLY_SETTINGS = ("kl_in_target", "prior_truncated", "prior_scale_is_variance")
+
+
 def _same_sweep(sweep_dir: Path, config: dict[str, Any], seeds: int, eval_every: int) -> bool:
     """Whether ``sweep_dir`` ran ``config`` (its record read as today's code resolves it, so a
     folder from before a new option compares with that option's default)."""
     from kl_rl.config import config_from_json
 
     record = json.loads((sweep_dir / "sweep.json").read_text())
-    normal = lambda c: json.loads(json.dumps(c))  # noqa: E731
-    ran = normal(dataclasses.asdict(config_from_json(record["config"]).validate()))
-    return ran == normal(config) and len(record["runs"]) == seeds and record["eval_every"] == eval_every
+    ran_cfg = config_from_json(record["config"]).validate()
+
+    def normal(c: dict[str, Any]) -> dict[str, Any]:
+        c = json.loads(json.dumps(c))
+        if not ran_cfg.uses_prior:  # settings of the KL term only: a preset change there leaves sac's runs valid
+            for name in KL_ONLY_SETTINGS:
+                c.pop(name, None)
+        return c
+
+    same = normal(dataclasses.asdict(ran_cfg)) == normal(config)
+    return same and len(record["runs"]) == seeds and record["eval_every"] == eval_every
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

@@ -169,6 +169,25 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
     assert line[5] == line[8] == "wins" and line[6] == "0.90 [0.80, 1.00]"
 
 
+def test_a_preset_change_of_the_kl_term_keeps_sac_records_valid(monkeypatch, tmp_path):
+    """A label's record is read back while it ran today's settings; settings of the KL term alone
+    (a preset's kl_in_target) do not invalidate a sac record, but they do an nppac one."""
+    import dataclasses
+
+    from kl_rl.config import TrainConfig
+
+    _use_experiments_modules(monkeypatch)
+    from harness import _same_sweep
+
+    for algo, kept in (("sac", True), ("nppac", False)):
+        today = TrainConfig(env="door", algo=algo).validate()
+        earlier = dataclasses.replace(today, kl_in_target=not today.kl_in_target)
+        (tmp_path / "sweep.json").write_text(json.dumps({"config": dataclasses.asdict(earlier),
+                                                         "runs": [{}] * 3, "eval_every": 5000}))
+        assert _same_sweep(tmp_path, dataclasses.asdict(today), 3, 5000) is kept, algo
+        assert not _same_sweep(tmp_path, dataclasses.asdict(today), 2, 5000)
+
+
 def _summary_row(label: str, final: tuple, auc: tuple, **extra) -> dict:
     return {"experiment": "priors", "env": "hopper", "label": label, "seeds": "3", "env_steps": "100000",
             "final_mean": final[0], "final_ci_low": final[1], "final_ci_high": final[2],
