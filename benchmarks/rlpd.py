@@ -11,7 +11,7 @@ the subset of 2 in the target and the actor on the ensemble mean, sac and nppac 
 ensemble's minimum. Writes ``benchmarks/results/rlpd.json``.
 
     python benchmarks/rlpd.py [--env halfcheetah] [--algos sac nppac rlpd] [--utds 1 4 20]
-        [--critics 2 10] [--epochs 2] [--steps-per-epoch 64]
+        [--critics 2 10] [--ensemble-critics 2 10] [--epochs 2] [--steps-per-epoch 64]
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--critics", type=int, nargs="+", default=[2, 10])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--steps-per-epoch", type=int, default=64)
+    parser.add_argument("--ensemble-critics", type=int, nargs="+", default=None,
+                        help="ensemble sizes of the separate-vs-vmapped timing (default: --critics)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "rlpd.json")
     args = parser.parse_args(argv)
     compile_cache.enable("")  # compile times measured cold
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                                       "loop": records, "partial": True, "machine": machine()})  # kept if stopped
     env = make_env(args.env, 1)
     ensemble = []
-    for critics in args.critics:
+    for critics in args.ensemble_critics or args.critics:
         for module in (Critics, VmappedCritics):  # interleaved, so both see the same machine load
             ensemble.append({"num_critics": critics, "module": module.__name__,
                              "updates_per_s": ensemble_rate(module, critics, env.obs_size, env.action_size, 256)})
