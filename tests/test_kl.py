@@ -91,17 +91,25 @@ def test_truncating_the_prior_removes_the_kl_floor_and_keeps_the_gradient():
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)
 
 
+def _pretraining_kl(cfg, prior, demos, hparams, **change) -> float:
+    """The KL of one pretraining pass of the nppac config with ``change``, from the same key."""
+    trainer = Trainer(dataclasses.replace(cfg, pretrain_epochs=1, **change))
+    state = jax.jit(trainer.init)(jax.random.key(0), hparams, prior)
+    _, kl = jax.jit(trainer.pretrain)(state, hparams, jnp.asarray(demos.observations), jnp.asarray(demos.actions))
+    return float(kl[0])
+
+
 def test_truncated_prior_option_lowers_the_pretraining_kl(nppac_cfg, pointmass_priors, pointmass_demos, hparams):
-    """--prior-truncated reaches the trainer: the same pretraining reports a KL lower by the
-    prior's mean log mass outside the box (> 0 wherever pi0 reaches past it)."""
-    kls = []
-    for truncated in (False, True):
-        trainer = Trainer(dataclasses.replace(nppac_cfg, prior_truncated=truncated, pretrain_epochs=1))
-        state = jax.jit(trainer.init)(jax.random.key(0), hparams, pointmass_priors["gp"])
-        _, kl = jax.jit(trainer.pretrain)(state, hparams, jnp.asarray(pointmass_demos.observations),
-                                          jnp.asarray(pointmass_demos.actions))
-        kls.append(float(kl[0]))
-    assert kls[1] < kls[0], kls
+    """--prior-truncated reaches the trainer: the same pass (same samples: the actor's gradient
+    does not change) reports a KL lower by the prior's mean log mass outside the box."""
+    from kl_rl import priors
+
+    plain, truncated = (_pretraining_kl(nppac_cfg, pointmass_priors["gp"], pointmass_demos, hparams,
+                                        prior_truncated=flag) for flag in (False, True))
+    mean0, std0 = priors.predict(pointmass_priors["gp"], jnp.asarray(pointmass_demos.observations))
+    outside = -float(jnp.mean(losses.log_box_mass(mean0, std0)))  # the pass sees all but a remainder
+    assert outside > 0.0 and truncated < plain
+    np.testing.assert_allclose(plain - truncated, outside, rtol=0.2)
 
 
 @pytest.fixture(scope="module")
@@ -157,13 +165,8 @@ def test_kl_runs_with_every_prior(tiny_cfg, pointmass_priors, pointmass_demos, h
 
 def test_prior_variance_mixup_option_changes_the_kl(nppac_cfg, pointmass_priors, pointmass_demos, hparams):
     """The reference's variance-as-std option gives a different (larger, std < 1) KL penalty."""
-    kls = []
-    for mixup in (False, True):
-        trainer = Trainer(dataclasses.replace(nppac_cfg, prior_scale_is_variance=mixup, pretrain_epochs=1))
-        state = jax.jit(trainer.init)(jax.random.key(0), hparams, pointmass_priors["gp"])
-        _, kl = jax.jit(trainer.pretrain)(state, hparams, jnp.asarray(pointmass_demos.observations),
-                                          jnp.asarray(pointmass_demos.actions))
-        kls.append(float(kl[0]))
+    kls = [_pretraining_kl(nppac_cfg, pointmass_priors["gp"], pointmass_demos, hparams, prior_scale_is_variance=mixup)
+           for mixup in (False, True)]
     assert kls[1] > kls[0] + 1.0, kls
 
 
