@@ -29,6 +29,7 @@ from harness import (  # noqa: E402
     add_budget_args,
     base_config,
     curves_and_diagnostics,
+    enable_compile_cache,
     experiment_parser,
     finish,
     markdown_table,
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if "human" in args.sources and not args.quick and not args.human.exists():
         parser.error(f"--human {args.human}: no such file; pass DAPG's door-v0_demos.pickle, or --sources shipped")
     split_cpu()
+    enable_compile_cache()
     started = time.perf_counter()
     out = resolve_out(args)
     env = "pointmass" if args.quick else "door"

@@ -107,6 +107,15 @@ def split_cpu() -> None:
     split_cpu_devices(-1)
 
 
+def enable_compile_cache() -> None:
+    """JAX's persistent compilation cache, where the CLI keeps it (``KL_RL_COMPILE_CACHE``, default
+    ~/.cache/kl_rl/jax): an experiment relaunched after an interruption, or a label that compiles
+    the programs of one before it, skips those compiles (minutes each on the door)."""
+    from kl_rl import compile_cache
+
+    compile_cache.enable(compile_cache.DEFAULT_DIR)
+
+
 def quick_demos(out: Path, seed: int = 0) -> Path:
     """Noisy demonstrations of the scripted pointmass controller (the quick mode's expert)."""
     import jax

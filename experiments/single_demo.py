@@ -19,6 +19,7 @@ from harness import (  # noqa: E402
     add_budget_args,
     base_config,
     curves_and_diagnostics,
+    enable_compile_cache,
     experiment_parser,
     finish,
     markdown_table,
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     add_budget_args(parser)
     args = parser.parse_args(argv)
     split_cpu()
+    enable_compile_cache()
     started = time.perf_counter()
     out = resolve_out(args)
     seeds = 2 if args.quick else args.seeds
