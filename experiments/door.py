@@ -29,13 +29,12 @@ from harness import (  # noqa: E402
     add_budget_args,
     base_config,
     curves_and_diagnostics,
-    enable_compile_cache,
     experiment_parser,
     finish,
     markdown_table,
+    prepare_jax,
     resolve_out,
     seed_table,
-    split_cpu,
     train_labels,
     update_summary_csv,
 )
@@ -97,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"door: no human demonstrations at {args.human}; running the shipped ones only", flush=True)
     if "human" in args.sources and not args.quick and not args.human.exists():
         parser.error(f"--human {args.human}: no such file; pass DAPG's door-v0_demos.pickle, or --sources shipped")
-    split_cpu()
-    enable_compile_cache()
+    prepare_jax()
     started = time.perf_counter()
     out = resolve_out(args)
     env = "pointmass" if args.quick else "door"

@@ -5,7 +5,6 @@ training a list of algorithms through the sweep runner, aggregating over seeds, 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import shlex
@@ -99,21 +98,16 @@ def finish(args: argparse.Namespace, name: str, text: str, payload: dict[str, An
     print(header + text)
 
 
-def split_cpu() -> None:
-    """One XLA host device per core, set before JAX starts its CPU backend, so the seeds of a
-    sweep are sharded over the cores (measured faster than one vmapped device: benchmarks/sweep.py)."""
+def prepare_jax() -> None:
+    """Before anything starts JAX's CPU backend: one XLA host device per core, so the seeds of a
+    sweep are sharded over the cores (measured faster than one vmapped device: benchmarks/sweep.py);
+    and the persistent compilation cache where the CLI keeps it, so that a relaunched or resumed
+    label skips its compiles (minutes each on the door)."""
+    from kl_rl import compile_cache
     from kl_rl.host_devices import split_cpu_devices
 
     split_cpu_devices(-1)
-
-
-def enable_compile_cache() -> None:
-    """JAX's persistent compilation cache, where the CLI keeps it (``KL_RL_COMPILE_CACHE``, default
-    ~/.cache/kl_rl/jax): an experiment relaunched after an interruption, or a label that compiles
-    the programs of one before it, skips those compiles (minutes each on the door)."""
-    from kl_rl import compile_cache
-
-    compile_cache.enable(compile_cache.DEFAULT_DIR)
+    compile_cache.enable()
 
 
 def quick_demos(out: Path, seed: int = 0) -> Path:
@@ -165,7 +159,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         label_cfg = label_config(cfg, label)
         name = f"{folder}/{label_folder(label)}"
         sweep_dir, record_dir = out / "runs" / name, out / RECORDS / name
-        expected = dataclasses.asdict(label_cfg.validate())
+        expected = label_cfg.validate()
         if _finished(record_dir) and _same_sweep(record_dir, expected, seeds, eval_every):
             print(f"{label}: read back from {record_dir}", flush=True)
             results[label] = _label_rows(record_dir, seeds)
@@ -221,25 +215,15 @@ def _label_rows(sweep_dir: Path, seeds: int) -> list[list[dict[str, Any]]]:
     return runs
 
 
-KL_ONLY_SETTINGS = ("kl_in_target", "prior_truncated", "prior_scale_is_variance")
-
-
-def _same_sweep(sweep_dir: Path, config: dict[str, Any], seeds: int, eval_every: int) -> bool:
-    """Whether ``sweep_dir`` ran ``config`` (its record read as today's code resolves it, so a
-    folder from before a new option compares with that option's default)."""
+def _same_sweep(sweep_dir: Path, config: Any, seeds: int, eval_every: int) -> bool:
+    """Whether ``sweep_dir`` ran ``config`` (a validated TrainConfig), compared by the settings its
+    algo reads (``TrainConfig.effective_settings``); the record is read as today's code resolves
+    it, so a folder from before a new option compares with that option's default."""
     from kl_rl.config import config_from_json
 
     record = json.loads((sweep_dir / "sweep.json").read_text())
-    ran_cfg = config_from_json(record["config"]).validate()
-
-    def normal(c: dict[str, Any]) -> dict[str, Any]:
-        c = json.loads(json.dumps(c))
-        if not ran_cfg.uses_prior:  # settings of the KL term only: a preset change there leaves sac's runs valid
-            for name in KL_ONLY_SETTINGS:
-                c.pop(name, None)
-        return c
-
-    same = normal(dataclasses.asdict(ran_cfg)) == normal(config)
+    ran = config_from_json(record["config"]).validate()
+    same = ran.effective_settings() == config.effective_settings()
     return same and len(record["runs"]) == seeds and record["eval_every"] == eval_every
 
 

@@ -23,13 +23,12 @@ from harness import (  # noqa: E402
     add_budget_args,
     base_config,
     curves_and_diagnostics,
-    enable_compile_cache,
     experiment_parser,
     finish,
     markdown_table,
+    prepare_jax,
     resolve_out,
     seed_table,
-    split_cpu,
     train_labels,
     update_summary_csv,
 )
@@ -43,8 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", nargs="+", default=list(LABELS), help="algo[:prior] labels")
     add_budget_args(parser)
     args = parser.parse_args(argv)
-    split_cpu()
-    enable_compile_cache()
+    prepare_jax()
     started = time.perf_counter()
     out = resolve_out(args)
     envs = ["pointmass"] if args.quick else args.envs

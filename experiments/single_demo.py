@@ -19,13 +19,12 @@ from harness import (  # noqa: E402
     add_budget_args,
     base_config,
     curves_and_diagnostics,
-    enable_compile_cache,
     experiment_parser,
     finish,
     markdown_table,
+    prepare_jax,
     resolve_out,
     seed_table,
-    split_cpu,
     train_labels,
     update_summary_csv,
 )
@@ -38,8 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-counts", type=int, nargs="+", default=[1, 15])
     add_budget_args(parser)
     args = parser.parse_args(argv)
-    split_cpu()
-    enable_compile_cache()
+    prepare_jax()
     started = time.perf_counter()
     out = resolve_out(args)
     seeds = 2 if args.quick else args.seeds

@@ -8,7 +8,9 @@ Defaults follow the reference implementation (docs/method.md): lr 3e-4, gamma 0.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import jax.numpy as jnp
 from flax import struct
@@ -16,6 +18,8 @@ from flax import struct
 ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac", "rlpd")
 WARMUP_ACTIONS: tuple[str, ...] = ("auto", "random", "policy")
 ACTOR_Q: tuple[str, ...] = ("min", "mean")
+# Settings read only by the KL term (kl_rl.penalties.KLPenalty): inert for sac, bc-sac and rlpd.
+KL_TERM_SETTINGS: tuple[str, ...] = ("kl_in_target", "prior_truncated", "prior_scale_is_variance")
 PRETRAINING_ALGOS: tuple[str, ...] = ("nppac", "kl", "bc-sac")  # rlpd's demonstrations go to the batch instead
 
 # What the critic-side options left unset (None) take under each --critic-recipe: SAC's, or RLPD's
@@ -186,6 +190,14 @@ class TrainConfig:
     def uses_prior(self) -> bool:
         """The objective has the KL term toward a behavioral prior (nppac, kl)."""
         return self.algo in ("nppac", "kl")
+
+    def effective_settings(self) -> dict[str, Any]:
+        """The settings as a JSON-like dict, without those the algo never reads (the KL term's for
+        an algo without one), so that two runs that did the same compare equal even where a
+        preset changed such a setting in between."""
+        settings = json.loads(json.dumps(dataclasses.asdict(self)))
+        inert = () if self.uses_prior else KL_TERM_SETTINGS
+        return {k: v for k, v in settings.items() if k not in inert}
 
     @property
     def pretrains(self) -> bool:

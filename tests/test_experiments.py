@@ -184,8 +184,8 @@ def test_a_preset_change_of_the_kl_term_keeps_sac_records_valid(monkeypatch, tmp
         earlier = dataclasses.replace(today, kl_in_target=not today.kl_in_target)
         (tmp_path / "sweep.json").write_text(json.dumps({"config": dataclasses.asdict(earlier),
                                                          "runs": [{}] * 3, "eval_every": 5000}))
-        assert _same_sweep(tmp_path, dataclasses.asdict(today), 3, 5000) is kept, algo
-        assert not _same_sweep(tmp_path, dataclasses.asdict(today), 2, 5000)
+        assert _same_sweep(tmp_path, today, 3, 5000) is kept, algo
+        assert not _same_sweep(tmp_path, today, 2, 5000)
 
 
 def _summary_row(label: str, final: tuple, auc: tuple, **extra) -> dict:
