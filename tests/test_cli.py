@@ -316,6 +316,10 @@ def test_evaluate_bad_input(trained, workdir, args, expected):
     (["train", *TINY, "--gamma", "1"], "gamma must be in (0, 1) (got 1.0)"),
     (["train", *TINY, "--tau", "0"], "tau must be in (0, 1] (got 0.0)"),
     (["sweep", "--algo", "nppac", *TINY[2:], "--grid", "alpha=0.1,0"], "--grid alpha must be > 0 (got 0.0)"),
+    (["train", *TINY, "--run-dirr", "x"], "--run-dirr, x; did you mean --runs-dir? (kl-rl train --help"),
+    (["train", *TINY, "--alpha", "abc"], "could not convert string to float: 'abc'"),
+    (["sweep", *TINY, "--seeds"], "Missing value for argument '--seeds'"),
+    (["trian"], "available subcommands: train, demos"),
 ])
 def test_bad_input_catalogue(workdir, pointmass_demos_file, args, expected):
     """More of the bad-input catalogue: each a one-line error with exit code 2, no traceback,
@@ -325,6 +329,19 @@ def test_bad_input_catalogue(workdir, pointmass_demos_file, args, expected):
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert "prior: fitted" not in proc.stdout
+
+
+def test_parse_errors_in_a_terminal_are_one_line_too():
+    """tyro draws its report in a box when stderr is a terminal; the box becomes the same line."""
+    from kl_rl.cli import one_line_report
+
+    boxed = ("\u256d\u2500 Missing argument \u2500\u2500\u2500\u2500\u256e\n"
+             "\u2502 Missing value for argument '--env'. Expected 1 values. \u2502\n"
+             "\u2502 " + "\u2500" * 20 + " \u2502\n"
+             "\u2502 For full helptext, run kl-rl train --help \u2502\n\u2570" + "\u2500" * 20 + "\u256f\n")
+    assert one_line_report(boxed, "train") == ("missing argument: Missing value for argument '--env'. Expected 1 "
+                                               "values. (kl-rl train --help lists the options)")
+    assert one_line_report("", None) == "could not read the command line (kl-rl --help lists the options)"
 
 
 def test_debug_flag_shows_the_traceback(workdir):

@@ -4,6 +4,9 @@ is its field's docstring."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import sys
 
 import tyro
@@ -34,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     if argv[:2] == ["demos", "import"]:  # `kl-rl demos import PATH`: the demos-import command
         argv = ["demos-import", *argv[2:]]
-    args = tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="kl-rl")
+    try:
+        args = _parse(argv)
+    except _ParseError as err:
+        print(f"kl-rl: error: {err}", file=sys.stderr)
+        return 2
     try:
         return HANDLERS[type(args)](args)
     except KeyboardInterrupt as err:  # Ctrl-C: the loop checkpointed the last finished epoch
@@ -48,3 +55,53 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(err).split())  # one line, whatever the exception's text
         print(f"kl-rl: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 2
+
+
+class _ParseError(Exception):
+    """tyro refused the command line; the message is its report in one line."""
+
+
+def _parse(argv: list[str]) -> object:
+    """Parses ``argv`` with tyro; its boxed, many-line report of a typo'd option, a bad value or a
+    missing argument becomes one line (``--help`` still prints in full)."""
+    report = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(report):
+            return tyro.extras.subcommand_cli_from_dict(COMMANDS, args=argv, prog="kl-rl")
+    except SystemExit as exit_:
+        if exit_.code in (0, None):
+            raise
+        command = argv[0] if argv and argv[0] in COMMANDS else None
+        raise _ParseError(one_line_report(report.getvalue(), command)) from None
+
+
+def one_line_report(text: str, command: str | None = None) -> str:
+    """tyro's error report (a title, then sections between rules) as one line: what is wrong, the
+    option tyro suggests for this command, and which help lists the options."""
+    sections: list[list[str]] = [[]]
+    for line in text.splitlines():  # plain text, or rich's box when stderr is a terminal
+        line = " ".join(re.sub("[\u2502\u256d\u256e\u256f\u2570]", " ", line).split())
+        if re.fullmatch(r"[-\u2500]{8,}", line):
+            sections.append([])
+        elif line.strip("\u2500 "):
+            sections[-1].append(line.strip("\u2500 "))
+    sections = [lines for lines in sections if lines]
+    where = f"kl-rl {command} --help" if command else "kl-rl --help"
+    if not sections:
+        return f"could not read the command line ({where} lists the options)"
+    (title, *message), *rest = sections
+    message = [re.sub(r"<class '\w+'>: ", "", line) for line in message
+                if "('None',)" not in line and not line.startswith(("Arguments are applied", "matter."))]
+    text = " ".join(message) if message else title
+    if message and not message[0].lower().startswith(title.lower()[:10]):
+        text = f"{title.lower()}: {text}"
+    for lines in rest:
+        if lines[0].startswith("Perhaps you meant") and command:
+            flags = [(line.split()[0], lines[j + 1:]) for j, line in enumerate(lines) if line.startswith("--")]
+            for flag, after in flags:
+                if any(line == f"in kl-rl {command} --help" for line in after[:4]):
+                    text += f"; did you mean {flag}?"
+                    break
+        elif lines[0].startswith("Available subcommands"):
+            text += f"; {lines[0][0].lower()}{' '.join(lines)[1:]}"
+    return f"{text} ({where} lists the options)"
