@@ -194,7 +194,9 @@ def test_every_demo_algo_trains_from_the_cli(workdir, pointmass_demos_file, algo
             "--prior-cache", str(workdir / "prior-cache")]
     proc = kl_rl(*args, cwd=workdir, cache=workdir / "cache")
     assert proc.returncode == 0, proc.stderr
-    assert "vs demonstrations' mean return" in proc.stdout
+    final = json.loads((workdir / "runs" / name / "summary.json").read_text())["final_eval"]
+    assert (f"final return {final['mean']:.1f} ({final['episodes']} episodes) vs demonstrations' mean return"
+            in proc.stdout), proc.stdout
     rows = [json.loads(line) for line in (workdir / "runs" / name / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["pretrain_loss_last"] is not None
     config = json.loads((workdir / "runs" / name / "config.json").read_text())

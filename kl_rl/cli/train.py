@@ -91,8 +91,10 @@ def _report(cfg: TrainConfig, result, run_dir: Path, demo_return: float | None) 
               f"{final['std_err']:.1f} (standard error; 95% CI [{final['ci_low']:.1f}, {final['ci_high']:.1f}], "
               f"IQM {final['iqm']:.1f}); {final['early_ends']} ended early"
               + (f"; success rate {final['success_rate']:.0%}" if "success_rate" in final else ""))
-    if demo_return is not None:
-        print(f"final eval return {ev['eval_return']:.1f} vs demonstrations' mean return {demo_return:.1f}")
+    if demo_return is not None:  # the most episodes measured at the end against the demonstrations
+        final = (result.final_evals or [None])[0]
+        mean, episodes = (final["mean"], final["episodes"]) if final else (ev["eval_return"], cfg.eval_episodes)
+        print(f"final return {mean:.1f} ({episodes} episodes) vs demonstrations' mean return {demo_return:.1f}")
 
 
 def _resume(args: TrainArgs) -> int:
