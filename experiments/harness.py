@@ -153,8 +153,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     out = resolve_out(args)
     if args.quick:
         demos = quick_demos(out)
-        eval_every = cfg.env_steps_per_epoch * 2
-    results = {}
+    eval_every, results = _eval_every(args, cfg, eval_every), {}
     for label in labels:
         label_cfg = label_config(cfg, label)
         name = f"{folder}/{label_folder(label)}"
@@ -183,6 +182,38 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         keep_record(sweep_dir, record_dir, seeds)
         results[label] = _label_rows(sweep_dir, seeds)
     return results
+
+
+def ordered(labels: Sequence[str], canonical: Sequence[str]) -> list[str]:
+    """``labels`` without repeats, those in ``canonical`` first in its order, then the rest as given."""
+    unique = list(dict.fromkeys(labels))
+    rank = {label: i for i, label in enumerate(canonical)}
+    return sorted(unique, key=lambda label: (rank.get(label, len(rank)), unique.index(label)))
+
+
+def recorded_labels(args: argparse.Namespace, cfg, folder: str, seeds: int, eval_every: int,
+                    exclude: Sequence[str] = ()) -> list[str]:
+    """Labels other than ``exclude`` whose finished record under ``<out>/records/<folder>`` ran
+    today's settings for ``cfg``: passed to ``train_labels`` with the labels asked for, they are read
+    back, so tables and figures written label by label (one process per core) show every finished
+    label, not only the last one. A stale record is left out, never rerun."""
+    from kl_rl.sweep import label_config, label_from_folder
+
+    root, eval_every = resolve_out(args) / RECORDS / folder, _eval_every(args, cfg, eval_every)
+    found = []
+    for record_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            label = label_from_folder(record_dir.name)
+            expected = label_config(cfg, label)
+        except ValueError:  # not a label's folder, or a label today's options no longer accept
+            continue
+        if label not in exclude and _finished(record_dir) and _same_sweep(record_dir, expected, seeds, eval_every):
+            found.append(label)
+    return found
+
+
+def _eval_every(args: argparse.Namespace, cfg, eval_every: int) -> int:
+    return cfg.env_steps_per_epoch * 2 if args.quick else eval_every  # quick: every other epoch
 
 
 def _finished(sweep_dir: Path) -> bool:

@@ -238,6 +238,20 @@ def label_folder(label: str) -> str:
     return label.replace(":", "-").replace("@", "+").replace(",", "+")
 
 
+def label_from_folder(folder: str) -> str:
+    """The label ``label_folder`` turned into ``folder`` (``kl-mlp`` -> ``kl:mlp``, ``bc-sac`` stays,
+    ``rlpd+num_critics=2+utd=1`` -> ``rlpd@num_critics=2,utd=1``): the algo is the longest
+    registered name the folder starts with, so an algo's own dash is not read as a prior."""
+    from kl_rl.config import ALGOS
+
+    head, _, settings = folder.partition("+")
+    algo = max((a for a in ALGOS if head == a or head.startswith(f"{a}-")), key=len, default=None)
+    if algo is None:
+        raise ValueError(f"{folder!r} is not a label's folder (it starts with none of {', '.join(ALGOS)})")
+    prior = head[len(algo) + 1:]
+    return algo + (f":{prior}" if prior else "") + (f"@{settings.replace('+', ',')}" if settings else "")
+
+
 def sweep_labels(base: TrainConfig, labels: Sequence[str], runs: list[SweepRun], root: Path, *,
                  hparams: Any = None, source: Any = None, eval_every: int = 5_000, overwrite: bool = False,
                  progress: bool = True, checkpoint_every: int = 10, keep_checkpoints: int = 3) -> list[LabelResult]:

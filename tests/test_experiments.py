@@ -97,6 +97,12 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     assert summary["nppac"]["final"]["n"] == 2
     assert "| kl:mlp | 2 | diverged at 512 steps |" in (tmp_path / "priors" / "table.md").read_text()
     assert (records / "kl-mlp" / "diverged.json").exists() and not (records / "kl-mlp" / "summary.csv").exists()
+    # an invocation for one label (one per core) still tables every finished label, read back
+    proc = _run("priors.py", tmp_path / "priors", "--labels", "sac")
+    assert "nppac: read back from" in proc.stdout and "kl:mlp: read back from" in proc.stdout
+    rows = [line.split(" | ")[0] for line in (tmp_path / "priors" / "table.md").read_text().splitlines()
+            if line.startswith(("| nppac", "| kl:", "| sac"))]
+    assert rows == ["| nppac", "| kl:mlp", "| sac"]
 
     _run("single_demo.py", tmp_path / "single", "--labels", "nppac")
     results = json.loads((tmp_path / "single" / "single_demo.json").read_text())["results"]
@@ -119,6 +125,10 @@ def test_door_experiment_runs_sac_once_for_every_source(tmp_path):
     rows = {r["label"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
     assert set(rows) == {"sac", "rlpd@num_critics=3,utd=2"} and rows["sac"]["experiment"] == "door-shipped"
     assert rows["sac"]["env"] == "pointmass" and rows["sac"]["success_final_mean"] == ""  # the toy has no success
+    # a later invocation for sac alone keeps rlpd, read back from its record, in the table
+    proc = _run("door.py", tmp_path, "--labels", "sac")
+    assert "rlpd@num_critics=3,utd=2: read back from" in proc.stdout
+    assert "| rlpd@num_critics=3,utd=2 | 2 |" in (tmp_path / "table.md").read_text()
 
 
 def _use_experiments_modules(monkeypatch) -> None:

@@ -187,7 +187,7 @@ def test_resumed_rlpd_run_equals_the_uninterrupted_one(tmp_path, pointmass_demos
 
 
 def test_critic_recipe_and_labels_compose_rlpds_recipe_with_any_algo():
-    from kl_rl.sweep import label_config, label_folder
+    from kl_rl.sweep import label_config, label_folder, label_from_folder
 
     base = TrainConfig(env="pointmass")
     composed = label_config(base, "nppac@critic_recipe=rlpd,utd=2")
@@ -198,6 +198,11 @@ def test_critic_recipe_and_labels_compose_rlpds_recipe_with_any_algo():
     assert (rlpd.num_critics, rlpd.utd, rlpd.demos_in_batch, rlpd.pretrains) == (10, 20, True, False)
     assert label_config(base, "sac").num_critics == 2 and label_config(base, "sac").critic_recipe == "sac"
     assert label_folder("nppac@critic_recipe=rlpd,utd=2") == "nppac+critic_recipe=rlpd+utd=2"
+    for label in ("nppac", "kl:mlp", "kl:ensemble", "bc-sac", "sac", "rlpd@num_critics=2,utd=1",
+                  "nppac@critic_recipe=rlpd,utd=2", "kl:floor@alpha=0.5"):
+        assert label_from_folder(label_folder(label)) == label
+    with pytest.raises(ValueError, match="is not a label's folder"):
+        label_from_folder("prior")
     with pytest.raises(ValueError, match="label rlpd@utd=x: utd=x: not a value for utd"):
         label_config(base, "rlpd@utd=x")
     with pytest.raises(ValueError, match="critic_subset \\(3\\) is larger than the ensemble"):
