@@ -273,19 +273,31 @@ def seed_table(results: dict[str, list[list[dict[str, Any]]]]) -> tuple[list[lis
     for label, runs in results.items():
         worst = {name: _extreme(runs, name) for name in ("kl_max", "critic_grad_norm", "prior_std_min")}
         worst_cells = ["-" if np.isnan(worst[n]) else f"{worst[n]:.3g}" for n in worst]
+        minutes = training_seconds(runs) / 60
         error = runs[0][-1].get("diverged") if runs[0] else None
         if error:  # no final return and no comparable area under the curve: the runs stopped early
             steps = runs[0][-1]["env_steps"]
-            summary[label] = {"diverged": error, "diverged_at_env_steps": steps, **worst}
-            rows.append([label, len(runs), f"diverged at {steps:,} steps", "-", "-", "-", *worst_cells])
+            summary[label] = {"diverged": error, "diverged_at_env_steps": steps, **worst, "train_minutes": minutes}
+            rows.append([label, len(runs), f"diverged at {steps:,} steps", "-", "-", "-", *worst_cells,
+                         f"{minutes:.0f}"])
             continue
         (record,) = summarize(expand(range(len(runs)), {}), runs)  # one grid point: every seed of the label
         final, auc = record["final"], record["auc"]
         success = {k: record[k] for k in ("success_final", "success_auc") if k in record}  # door
-        summary[label] = {"final": final, "auc": auc, **success, **worst}
+        summary[label] = {"final": final, "auc": auc, **success, **worst, "train_minutes": minutes}
         rows.append([label, final["n"], format_ci(final), f"{final['iqm']:.1f}", format_ci(auc), f"{auc['iqm']:.1f}",
-                     *worst_cells])
+                     *worst_cells, f"{minutes:.0f}"])
     return rows, summary
+
+
+def training_seconds(runs: list[list[dict[str, Any]]]) -> float:
+    """Seconds the label's program spent pretraining and training (its seeds run together, so the
+    slowest seed's clock), kept across resumes by the run's metrics; compiling is not counted."""
+    def clock(rows: list[dict[str, Any]]) -> float:
+        return max((r.get("wall_seconds") or 0.0 for r in rows), default=0.0) + max(
+            (r.get("pretrain_seconds") or 0.0 for r in rows), default=0.0)
+
+    return max((clock(rows) for rows in runs), default=0.0)
 
 
 SUMMARY_FIELDS = ("experiment", "env", "label", "seeds", "env_steps", "final_mean", "final_ci_low", "final_ci_high",
@@ -343,7 +355,7 @@ def update_summary_csv(args: argparse.Namespace, experiment: str, env: str, summ
 
 
 SEED_HEADER = ["algo", "seeds", "final: mean [95% CI]", "final IQM", "AUC: mean [95% CI]", "AUC IQM",
-               "max KL", "max critic ‖∇‖", "min prior std"]
+               "max KL", "max critic ‖∇‖", "min prior std", "train min"]
 
 
 def _extreme(runs: list[list[dict[str, Any]]], name: str) -> float:

@@ -146,7 +146,8 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
 
     def rows(success: list[float]) -> list[dict]:
         return [{"env_steps": 5000 * i, "eval_return": -200.0 + 150 * s, "eval_success": s, "kl_max": 2.0 + i,
-                 "prior_std_min": 0.5} for i, s in enumerate(success)]
+                 "prior_std_min": 0.5, "wall_seconds": 60.0 * i, "pretrain_seconds": 120.0 if i == 0 else None}
+                for i, s in enumerate(success)]
 
     results = {"nppac": [rows([0.3, 0.6, 1.0]), rows([0.3, 0.4, 0.8]), rows([0.3, 0.5, 0.9])],
                "kl:mlp": [rows([0.3, 0.0]) + [{"diverged": "critic_loss is nan", "env_steps": 5000}]] * 3}
@@ -155,7 +156,7 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
     auc = np.mean([0.625, 0.475, 0.55])  # each seed's trapezoids over 0, 5k, 10k
     np.testing.assert_allclose(summary["nppac"]["success_auc"]["mean"], auc)
     nppac, mlp = success_rows(summary)
-    assert nppac[:3] == ["nppac", "3", "0.90 [0.80, 1.00]"] and nppac[5:] == ["4", "0.5"]
+    assert nppac[:3] == ["nppac", "3", "0.90 [0.80, 1.00]"] and nppac[5:] == ["4", "0.5", "4"]  # 2 + 2 min
     assert mlp[2] == "diverged at 5,000 steps"
     # the machine-readable table: success columns, a diverged label's step, an earlier row replaced
     import argparse
