@@ -346,6 +346,15 @@ def test_parse_errors_in_a_terminal_are_one_line_too():
     assert one_line_report("", None) == "could not read the command line (kl-rl --help lists the options)"
 
 
+def test_help_into_a_closed_pipe_is_quiet(workdir):
+    """``kl-rl train --help | head``: the reader leaves before the help is written; no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "kl_rl.cli", "train", "--help"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 def test_debug_flag_shows_the_traceback(workdir):
     proc = kl_rl("train", *TINY, "--total-steps", "0", "--debug", cwd=workdir, cache=workdir / "cache")
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "total_steps must be >= 1" in proc.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import sys
 
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except _ParseError as err:
         print(f"kl-rl: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `kl-rl train --help | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     try:
         return HANDLERS[type(args)](args)
     except KeyboardInterrupt as err:  # Ctrl-C: the loop checkpointed the last finished epoch
