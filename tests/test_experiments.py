@@ -1,5 +1,5 @@
-"""The experiment scripts in quick mode (through a subprocess, as a user runs them) and the two
-notebooks executed end to end in quick mode."""
+"""The experiment scripts in quick mode, through a subprocess as a user runs them (the notebooks
+are in test_notebooks.py, a file of their own so pytest-xdist can run them beside these)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,18 +253,3 @@ def test_experiment_bad_input_is_one_line(tmp_path):
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("variance: error: no demonstrations at")
-
-
-@pytest.mark.parametrize("name", ["pathology", "quickstart"])
-def test_notebook_runs_in_quick_mode(name, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    from nbclient import NotebookClient
-
-    monkeypatch.setenv("KL_RL_QUICK", "1")
-    notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
-    assert "colab.research.google.com" in notebook.cells[0].source  # the "Open in Colab" badge
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()  # raises on any error
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any(o.get("output_type") == "display_data" for o in outputs)  # the figures were drawn
