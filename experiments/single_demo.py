@@ -45,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     counts = [1, 6] if args.quick else args.demo_counts  # the quick demonstrations hold 6 episodes
     for count in counts:
-        by_label = train_labels(args, cfg, args.labels, seeds, f"{cfg.env}/{count}-demos",
-                                num_demos=count,
+        by_label = train_labels(args, cfg, args.labels, seeds, f"{cfg.env}/{count}-demos", num_demos=count,
                                 eval_every=args.eval_every)
         results.update({f"{label} ({count} demo{'s' if count > 1 else ''})": rows for label, rows in by_label.items()})
     rows, summary = seed_table(results)
