@@ -84,7 +84,8 @@ def get_prior(kind: str, data: demos_lib.Demonstrations, demos_path: Path, num_d
     if entry is not None and (entry / "prior.json").exists():
         try:
             prior, meta = priors.load_with_metadata(entry, obs_size=obs_size, action_size=action_size)
-            return prior, {"source": f"cache {entry}", **meta.get("fit", {})}
+            # the entry's key, not its path: records stay free of this machine's home folder
+            return prior, {"source": f"cache {entry.name}", **meta.get("fit", {})}
         except priors.PriorError as err:  # a damaged cache entry is refitted below, and overwritten
             print(f"prior: cache entry {entry} unreadable ({err}); refitting it", flush=True)
     prior, info = priors.fit_with_info(kind, jax.random.key(seed), data.observations, data.actions, **options)
@@ -147,8 +148,9 @@ def demos_and_prior(cfg: Any, source: Source | None = None,
         prior, info = get_prior(cfg.prior, data, path, source.num_demos, options, seed, source.prior_cache,
                                 source.prior_path)
         seconds = info.get("fit_seconds")
-        print(f"prior: {info['source']}" + (f" ({seconds:.1f} s)" if seconds and info["source"] == "fitted" else ""),
-              flush=True)
+        where = f" in {resolve_cache_dir(source.prior_cache)}" if info["source"].startswith("cache ") else ""
+        print(f"prior: {info['source']}{where}" + (f" ({seconds:.1f} s)" if seconds and info["source"] == "fitted"
+                                                    else ""), flush=True)
         extra["prior"] = info
     batch = None
     if cfg.demos_in_batch:
