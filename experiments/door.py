@@ -34,7 +34,6 @@ from harness import (  # noqa: E402
     markdown_table,
     ordered,
     prepare_jax,
-    recorded_labels,
     resolve_out,
     seed_table,
     train_labels,
@@ -108,18 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
     batch_size = cfg.validate().batch_size  # the preset's where not given
     # sac never reads demonstrations: one run of it serves every source
-    # finished labels of earlier invocations (one label per core) are read back into the tables
     free = [label for label in args.labels if not label_config(cfg, label).uses_demos]
-    free += recorded_labels(args, cfg, f"{env}-no-demos", seeds, args.eval_every, args.labels)
-    shared = train_labels(args, cfg, free, seeds, f"{env}-no-demos", eval_every=args.eval_every) if free else {}
+    shared = train_labels(args, cfg, free, seeds, f"{env}-no-demos", eval_every=args.eval_every)
     sections, payload = [], {}
     for source in ["shipped"] if args.quick else args.sources:  # quick: the pointmass toy's demonstrations
         demos = human_demos(args.human, out) if source == "human" else None
-        learned = [x for x in args.labels if x not in free]
-        learned += recorded_labels(args, cfg, f"{env}-{source}", seeds, args.eval_every, args.labels)
-        learned_rows = train_labels(args, cfg, learned, seeds, f"{env}-{source}", demos=demos,
-                                    eval_every=args.eval_every)
-        results = {label: (shared | learned_rows)[label] for label in ordered([*free, *learned], LABELS)}
+        learned = train_labels(args, cfg, [x for x in args.labels if x not in free], seeds, f"{env}-{source}",
+                               demos=demos, eval_every=args.eval_every)
+        results = {label: (shared | learned)[label] for label in ordered([*shared, *learned], LABELS)}
         _, summary = seed_table(results)
         update_summary_csv(args, f"door-{source}", env, summary, results)
         figure = out / f"{env}-{source}.png"

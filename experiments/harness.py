@@ -138,13 +138,17 @@ def base_config(args: argparse.Namespace, env: str, total_steps: int):
 
 def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: int, folder: str,
                  demos: Path | None = None, num_demos: int | None = None,
-                 eval_every: int = 5_000) -> dict[str, list[list[dict[str, Any]]]]:
+                 eval_every: int = 5_000,
+                 canonical: Sequence[str] = ()) -> dict[str, list[list[dict[str, Any]]]]:
     """Trains every ``algo[:prior]`` label for ``seeds`` seeds as one sweep program per label
     (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``, and keeps a
     finished label's record in ``<out>/records/<folder>/<label>``. A label with a record (or a
     finished sweep) of the same settings is read back instead of rerun, and one stopped part-way
     continues from its latest checkpoint, so an interrupted experiment loses at most the epochs
-    since that checkpoint. Returns label -> per-seed metric rows."""
+    since that checkpoint. Every other finished record of today's settings in the folder is read
+    back too, so tables written label by label (one process per core) show every finished label;
+    a stale record is left out, never rerun. Returns label -> per-seed metric rows, in the order
+    of ``canonical`` first (then the rest)."""
     from kl_rl import checkpoint
     from kl_rl.loop import NonFiniteError
     from kl_rl.prior_source import Source
@@ -153,7 +157,10 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     out = resolve_out(args)
     if args.quick:
         demos = quick_demos(out)
-    eval_every, results = _eval_every(args, cfg, eval_every), {}
+    eval_every, results = cfg.env_steps_per_epoch * 2 if args.quick else eval_every, {}  # quick: every other epoch
+    for label in _recorded_labels(out / RECORDS / folder, cfg, seeds, eval_every, exclude=labels):
+        print(f"{label}: read back from {out / RECORDS / folder / label_folder(label)}", flush=True)
+        results[label] = _label_rows(out / RECORDS / folder / label_folder(label), seeds)
     for label in labels:
         label_cfg = label_config(cfg, label)
         name = f"{folder}/{label_folder(label)}"
@@ -181,7 +188,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
                 print(f"{label}: diverged ({err})", flush=True)
         keep_record(sweep_dir, record_dir, seeds)
         results[label] = _label_rows(sweep_dir, seeds)
-    return results
+    return {label: results[label] for label in ordered(results, canonical)}
 
 
 def ordered(labels: Sequence[str], canonical: Sequence[str]) -> list[str]:
@@ -191,15 +198,10 @@ def ordered(labels: Sequence[str], canonical: Sequence[str]) -> list[str]:
     return sorted(unique, key=lambda label: (rank.get(label, len(rank)), unique.index(label)))
 
 
-def recorded_labels(args: argparse.Namespace, cfg, folder: str, seeds: int, eval_every: int,
-                    exclude: Sequence[str] = ()) -> list[str]:
-    """Labels other than ``exclude`` whose finished record under ``<out>/records/<folder>`` ran
-    today's settings for ``cfg``: passed to ``train_labels`` with the labels asked for, they are read
-    back, so tables and figures written label by label (one process per core) show every finished
-    label, not only the last one. A stale record is left out, never rerun."""
+def _recorded_labels(root: Path, cfg, seeds: int, eval_every: int, exclude: Sequence[str]) -> list[str]:
+    """Labels other than ``exclude`` whose finished record under ``root`` ran today's settings."""
     from kl_rl.sweep import label_config, label_from_folder
 
-    root, eval_every = resolve_out(args) / RECORDS / folder, _eval_every(args, cfg, eval_every)
     found = []
     for record_dir in sorted(root.iterdir()) if root.is_dir() else []:
         try:
@@ -210,10 +212,6 @@ def recorded_labels(args: argparse.Namespace, cfg, folder: str, seeds: int, eval
         if label not in exclude and _finished(record_dir) and _same_sweep(record_dir, expected, seeds, eval_every):
             found.append(label)
     return found
-
-
-def _eval_every(args: argparse.Namespace, cfg, eval_every: int) -> int:
-    return cfg.env_steps_per_epoch * 2 if args.quick else eval_every  # quick: every other epoch
 
 
 def _finished(sweep_dir: Path) -> bool:

@@ -26,9 +26,7 @@ from harness import (  # noqa: E402
     experiment_parser,
     finish,
     markdown_table,
-    ordered,
     prepare_jax,
-    recorded_labels,
     resolve_out,
     seed_table,
     train_labels,
@@ -52,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     sections, payload = [], {}
     for env in envs:
         cfg = base_config(args, env, args.total_steps)
-        labels = ordered([*args.labels, *recorded_labels(args, cfg, env, seeds, args.eval_every, args.labels)],
-                         LABELS)
-        results = train_labels(args, cfg, labels, seeds, env, eval_every=args.eval_every)
+        results = train_labels(args, cfg, args.labels, seeds, env, eval_every=args.eval_every, canonical=LABELS)
         rows, summary = seed_table(results)
         update_summary_csv(args, "priors", env, summary, results)
         curves_and_diagnostics(results, out / f"{env}.png", f"{env}: {seeds} seeds, {cfg.total_steps:,} steps")

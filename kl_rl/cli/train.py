@@ -92,8 +92,8 @@ def _report(cfg: TrainConfig, result, run_dir: Path, demo_return: float | None) 
               f"IQM {final['iqm']:.1f}); {final['early_ends']} ended early"
               + (f"; success rate {final['success_rate']:.0%}" if "success_rate" in final else ""))
     if demo_return is not None:  # the most episodes measured at the end against the demonstrations
-        final = (result.final_evals or [None])[0]
-        mean, episodes = (final["mean"], final["episodes"]) if final else (ev["eval_return"], cfg.eval_episodes)
+        closing = (result.final_evals or [None])[0]
+        mean, episodes = (closing["mean"], closing["episodes"]) if closing else (ev["eval_return"], cfg.eval_episodes)
         print(f"final return {mean:.1f} ({episodes} episodes) vs demonstrations' mean return {demo_return:.1f}")
 
 
