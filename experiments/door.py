@@ -30,6 +30,7 @@ from harness import (  # noqa: E402
     base_config,
     curves_and_diagnostics,
     experiment_parser,
+    final_eval_cell,
     finish,
     markdown_table,
     ordered,
@@ -44,7 +45,7 @@ LABELS = ("nppac", "kl:mlp", "bc-sac", "sac")
 SOURCES = ("shipped", "human")
 DAPG_PICKLE = ROOT.parent / "shared" / "data" / "dapg" / "door-v0_demos.pickle"
 HEADER = ["algo", "seeds", "final success: mean [95% CI]", "success AUC: mean [95% CI]", "final return: mean [95% CI]",
-          "max KL", "min prior std", "train min"]
+          "final eval success per seed", "max KL", "min prior std", "train min"]
 
 
 def human_demos(path: Path, out: Path) -> Path:
@@ -70,11 +71,12 @@ def success_rows(summary: dict) -> list[list[str]]:
     rows = []
     for label, rec in summary.items():
         if "diverged" in rec:
-            rows.append([label, "-", f"diverged at {rec['diverged_at_env_steps']:,} steps", "-", "-",
+            rows.append([label, "-", f"diverged at {rec['diverged_at_env_steps']:,} steps", "-", "-", "-",
                          cell(rec["kl_max"]), cell(rec["prior_std_min"]), f"{rec['train_minutes']:.0f}"])
             continue
         success = [format_ci(rec[k], 2) if k in rec else "-" for k in ("success_final", "success_auc")]
-        rows.append([label, str(rec["final"]["n"]), *success, format_ci(rec["final"]), cell(rec["kl_max"]),
+        rows.append([label, str(rec["final"]["n"]), *success, format_ci(rec["final"]),
+                     final_eval_cell(rec, "success_rate"), cell(rec["kl_max"]),
                      cell(rec["prior_std_min"]), f"{rec['train_minutes']:.0f}"])
     return rows
 

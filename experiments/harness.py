@@ -219,14 +219,17 @@ def _finished(sweep_dir: Path) -> bool:
 
 
 def keep_record(sweep_dir: Path, record_dir: Path, seeds: int) -> None:
-    """Copies a finished label's sweep.json, per-seed metrics.jsonl and summary (or divergence
-    note) from ``sweep_dir`` into ``record_dir``; the finishing file goes last, so a kill midway
-    leaves a record that reads as unfinished."""
+    """Copies a finished label's sweep.json, per-seed metrics.jsonl and final evaluation, and its
+    summary (or divergence note) from ``sweep_dir`` into ``record_dir``; the finishing file goes
+    last, so a kill midway leaves a record that reads as unfinished."""
     import shutil
 
     for s in range(seeds):
         (record_dir / f"base-s{s}").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(sweep_dir / f"base-s{s}" / "metrics.jsonl", record_dir / f"base-s{s}" / "metrics.jsonl")
+        final_eval = _final_eval(sweep_dir / f"base-s{s}")
+        if final_eval is not None:
+            (record_dir / f"base-s{s}" / FINAL_EVAL_FILE).write_text(json.dumps(final_eval, indent=1) + "\n")
     for name in ("summary.csv", DIVERGED_FILE):  # an older record's finishing file
         (record_dir / name).unlink(missing_ok=True)
     for name in ("sweep.json", "summary.csv", DIVERGED_FILE):
@@ -234,10 +237,28 @@ def keep_record(sweep_dir: Path, record_dir: Path, seeds: int) -> None:
             shutil.copyfile(sweep_dir / name, record_dir / name)
 
 
+FINAL_EVAL_FILE = "final_eval.json"
+
+
+def _final_eval(run_dir: Path) -> dict[str, Any] | None:
+    """A run's final evaluation (``summary.json``'s ``final_eval``: every episode of the
+    ``--final-eval-episodes`` run after training), from a run folder or a record's copy."""
+    if (run_dir / FINAL_EVAL_FILE).exists():
+        return json.loads((run_dir / FINAL_EVAL_FILE).read_text())
+    if (run_dir / "summary.json").exists():
+        return json.loads((run_dir / "summary.json").read_text()).get("final_eval")
+    return None
+
+
 def _label_rows(sweep_dir: Path, seeds: int) -> list[list[dict[str, Any]]]:
-    """Per seed, the metric rows of a finished label; a diverged label's rows end in a row naming
+    """Per seed, the metric rows of a finished label, the last one carrying the run's final
+    evaluation as ``final_eval`` where it has one; a diverged label's rows end in a row naming
     the error."""
     runs = [_read_rows(sweep_dir / f"base-s{s}" / "metrics.jsonl") for s in range(seeds)]
+    for s, rows in enumerate(runs):
+        final_eval = _final_eval(sweep_dir / f"base-s{s}")
+        if rows and final_eval is not None:
+            rows[-1] = {**rows[-1], "final_eval": final_eval}
     if (sweep_dir / DIVERGED_FILE).exists():
         error = json.loads((sweep_dir / DIVERGED_FILE).read_text())["error"]
         runs = [rows + [{"diverged": error, "env_steps": rows[-1]["env_steps"]}] for rows in runs]
@@ -276,15 +297,17 @@ def seed_table(results: dict[str, list[list[dict[str, Any]]]]) -> tuple[list[lis
         if error:  # no final return and no comparable area under the curve: the runs stopped early
             steps = runs[0][-1]["env_steps"]
             summary[label] = {"diverged": error, "diverged_at_env_steps": steps, **worst, "train_minutes": minutes}
-            rows.append([label, len(runs), f"diverged at {steps:,} steps", "-", "-", "-", *worst_cells,
+            rows.append([label, len(runs), f"diverged at {steps:,} steps", "-", "-", "-", "-", *worst_cells,
                          f"{minutes:.0f}"])
             continue
         (record,) = summarize(expand(range(len(runs)), {}), runs)  # one grid point: every seed of the label
         final, auc = record["final"], record["auc"]
         success = {k: record[k] for k in ("success_final", "success_auc") if k in record}  # door
-        summary[label] = {"final": final, "auc": auc, **success, **worst, "train_minutes": minutes}
+        final_evals = [seed_rows[-1].get("final_eval") for seed_rows in runs]
+        per_seed = {"final_eval": final_evals} if all(final_evals) else {}
+        summary[label] = {"final": final, "auc": auc, **success, **per_seed, **worst, "train_minutes": minutes}
         rows.append([label, final["n"], format_ci(final), f"{final['iqm']:.1f}", format_ci(auc), f"{auc['iqm']:.1f}",
-                     *worst_cells, f"{minutes:.0f}"])
+                     final_eval_cell(summary[label], "mean"), *worst_cells, f"{minutes:.0f}"])
     return rows, summary
 
 
@@ -300,7 +323,8 @@ def training_seconds(runs: list[list[dict[str, Any]]]) -> float:
 
 SUMMARY_FIELDS = ("experiment", "env", "label", "seeds", "env_steps", "final_mean", "final_ci_low", "final_ci_high",
                   "auc_mean", "auc_ci_low", "auc_ci_high", "iqm_final", "success_final_mean", "success_final_ci_low",
-                  "success_final_ci_high", "diverged_at_env_steps")
+                  "success_final_ci_high", "success_auc_mean", "success_auc_ci_low", "success_auc_ci_high",
+                  "diverged_at_env_steps")
 
 
 def summary_csv_path(args: argparse.Namespace) -> Path:
@@ -336,7 +360,10 @@ def update_summary_csv(args: argparse.Namespace, experiment: str, env: str, summ
             if "success_final" in rec:
                 row.update(success_final_mean=rec["success_final"]["mean"],
                            success_final_ci_low=rec["success_final"]["ci_low"],
-                           success_final_ci_high=rec["success_final"]["ci_high"])
+                           success_final_ci_high=rec["success_final"]["ci_high"],
+                           success_auc_mean=rec["success_auc"]["mean"],
+                           success_auc_ci_low=rec["success_auc"]["ci_low"],
+                           success_auc_ci_high=rec["success_auc"]["ci_high"])
         rows[(experiment, env, label)] = row
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
@@ -352,8 +379,18 @@ def update_summary_csv(args: argparse.Namespace, experiment: str, env: str, summ
     return path
 
 
+def final_eval_cell(record: dict[str, Any], measure: str) -> str:
+    """Each seed's final evaluation (its episodes' ``mean`` return, or ``success_rate``) and the
+    episodes per seed, e.g. "46%, 56%, 62% (50 ep.)"; "-" for a label without one."""
+    evals = record.get("final_eval")
+    if not evals:
+        return "-"
+    cells = [f"{e[measure]:.0%}" if measure == "success_rate" else f"{e[measure]:.0f}" for e in evals]
+    return f"{', '.join(cells)} ({evals[0]['episodes']} ep.)"
+
+
 SEED_HEADER = ["algo", "seeds", "final: mean [95% CI]", "final IQM", "AUC: mean [95% CI]", "AUC IQM",
-               "max KL", "max critic ‖∇‖", "min prior std", "train min"]
+               "final eval per seed", "max KL", "max critic ‖∇‖", "min prior std", "train min"]
 
 
 def _extreme(runs: list[list[dict[str, Any]]], name: str) -> float:

@@ -1,7 +1,7 @@
 """The README's headline table, generated from ``results/summary.csv`` (never edited by hand).
 
 Per task (an experiment and env of the machine-readable table that has an ``nppac`` row), nppac's
-area under the curve and final return (door: final success rate) next to each baseline's, each
+area under the curve and final return (door: of the success rate) next to each baseline's, each
 with its 95% bootstrap CI over seeds, and a verdict per metric: nppac **wins** when its interval
 lies wholly above the baseline's, **loses** when wholly below, **ties** when they overlap. Disjoint
 intervals are a conservative test: a tie means "not shown at 95%", not "equal". A label stopped by a
@@ -40,7 +40,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def _interval(row: dict[str, str], metric: str) -> tuple[float, float, float] | None:
-    """(mean, ci_low, ci_high) of ``metric`` ("auc", "final" or "success_final"); None when the
+    """(mean, ci_low, ci_high) of ``metric`` ("auc", "final", "success_final" or "success_auc"); None when the
     row has none (a diverged label, or no success column)."""
     if not row.get(f"{metric}_mean"):
         return None
@@ -76,7 +76,7 @@ def _task(experiment: str, env: str) -> str:
 
 def headline_rows(rows: Sequence[dict[str, str]]) -> list[list[str]]:
     """One line per (task, baseline): nppac against every other label of the same experiment
-    and env, at the same seeds and budget as recorded. Door's "final" is the success rate."""
+    and env, at the same seeds and budget as recorded. Door's AUC and "final" are of the success rate."""
     groups: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
     for row in rows:
         groups.setdefault((row["experiment"], row["env"]), {})[row["label"]] = row
@@ -86,14 +86,16 @@ def headline_rows(rows: Sequence[dict[str, str]]) -> list[list[str]]:
         if ours is None:
             continue
         success = bool(ours.get("success_final_mean"))
-        final_metric, digits, auc_digits = ("success_final", 2, 1) if success else ("final", 0, 0)
+        final_metric, digits = ("success_final", 2) if success else ("final", 0)
+        auc_metric = "success_auc" if success and ours.get("success_auc_mean") else "auc"
+        auc_digits = 2 if auc_metric == "success_auc" else 0
         for label, theirs in sorted(labels.items()):
             if label == METHOD:
                 continue
             budget = f"{ours['seeds']} x {int(float(ours['env_steps'])):,}" if ours.get("env_steps") else ours["seeds"]
             if (theirs["seeds"], theirs.get("env_steps")) != (ours["seeds"], ours.get("env_steps")):
                 budget += f" (baseline {theirs['seeds']} x {theirs.get('env_steps') or '?'})"
-            a_ours, a_theirs = _interval(ours, "auc"), _interval(theirs, "auc")
+            a_ours, a_theirs = _interval(ours, auc_metric), _interval(theirs, auc_metric)
             f_ours, f_theirs = _interval(ours, final_metric), _interval(theirs, final_metric)
             out.append([_task(experiment, env) + (" (success)" if success else ""), label, budget,
                         _cell(ours, a_ours, auc_digits), _cell(theirs, a_theirs, auc_digits), verdict(a_ours, a_theirs),
@@ -106,9 +108,9 @@ def render(rows: Sequence[dict[str, str]]) -> str:
     lines = headline_rows(rows)
     if not lines:
         return "No experiment has recorded an nppac row in `results/summary.csv` yet."
-    note = ("Means with 95% bootstrap CIs over seeds; AUC is the mean evaluation return over the run (door: "
-            "return too, the success rate is the final column). Verdicts compare the intervals: wins or loses "
-            "when they are disjoint, ties when they overlap.")
+    note = ("Means with 95% bootstrap CIs over seeds; AUC is the mean evaluation return over the run, final "
+            "the last evaluation's (door: the success rate's, over the run and at the end). Verdicts compare "
+            "the intervals: wins or loses when they are disjoint, ties when they overlap.")
     return markdown_table(HEADER, lines) + "\n\n" + note
 
 

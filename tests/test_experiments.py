@@ -69,6 +69,9 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     # from its latest checkpoint (here: the one after pretraining) to the same numbers
     records = tmp_path / "priors" / "records" / "pointmass"
     assert (records / "sac" / "summary.csv").exists() and (records / "nppac" / "base-s1" / "metrics.jsonl").exists()
+    final_eval = json.loads((records / "sac" / "base-s1" / "final_eval.json").read_text())  # the 50-episode one
+    assert final_eval == json.loads((tmp_path / "priors" / "runs" / "pointmass" / "sac" / "base-s1" /
+                                     "summary.json").read_text())["final_eval"]
     shutil.rmtree(tmp_path / "priors" / "runs" / "pointmass" / "sac")
     uninterrupted = (nppac_dir / "base-s1" / "metrics.jsonl").read_text().splitlines()
     (nppac_dir / "summary.csv").unlink()
@@ -80,6 +83,9 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     assert proc.stdout.count("resuming") == 1 and "nppac: resuming" in proc.stdout
     assert "sac: read back from" in proc.stdout and "kl:mlp: read back from" in proc.stdout
     assert (records / "nppac" / "summary.csv").exists()  # the resumed label's record is kept again
+    (sac_line,) = [line for line in (tmp_path / "priors" / "table.md").read_text().splitlines()
+                   if line.startswith("| sac |")]
+    assert f"{final_eval['mean']:.0f}" in sac_line and "(50 ep.)" in sac_line  # read back from the record
     resumed = (nppac_dir / "base-s1" / "metrics.jsonl").read_text().splitlines()
     timing = ("epoch_seconds", "env_steps_per_s", "wall_seconds", "pretrain_seconds")
     strip = lambda line: {k: v for k, v in json.loads(line).items() if k not in timing}  # noqa: E731
@@ -148,14 +154,19 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
                  "prior_std_min": 0.5, "wall_seconds": 60.0 * i, "pretrain_seconds": 120.0 if i == 0 else None}
                 for i, s in enumerate(success)]
 
-    results = {"nppac": [rows([0.3, 0.6, 1.0]), rows([0.3, 0.4, 0.8]), rows([0.3, 0.5, 0.9])],
+    def final_eval(rows: list[dict], success_rate: float) -> list[dict]:  # the run's 50-episode evaluation
+        return rows[:-1] + [{**rows[-1], "final_eval": {"episodes": 50, "mean": -100.0, "success_rate": success_rate}}]
+
+    results = {"nppac": [final_eval(rows([0.3, 0.6, 1.0]), 0.94), final_eval(rows([0.3, 0.4, 0.8]), 0.8),
+                         final_eval(rows([0.3, 0.5, 0.9]), 0.86)],
                "kl:mlp": [rows([0.3, 0.0]) + [{"diverged": "critic_loss is nan", "env_steps": 5000}]] * 3}
     _, summary = seed_table(results)
     np.testing.assert_allclose(summary["nppac"]["success_final"]["mean"], 0.9)
     auc = np.mean([0.625, 0.475, 0.55])  # each seed's trapezoids over 0, 5k, 10k
     np.testing.assert_allclose(summary["nppac"]["success_auc"]["mean"], auc)
     nppac, mlp = success_rows(summary)
-    assert nppac[:3] == ["nppac", "3", "0.90 [0.80, 1.00]"] and nppac[5:] == ["4", "0.5", "4"]  # 2 + 2 min
+    assert nppac[:3] == ["nppac", "3", "0.90 [0.80, 1.00]"]
+    assert nppac[5:] == ["94%, 80%, 86% (50 ep.)", "4", "0.5", "4"]  # 2 + 2 min
     assert mlp[2] == "diverged at 5,000 steps"
     # the machine-readable table: success columns, a diverged label's step, an earlier row replaced
     import argparse
@@ -169,6 +180,7 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
     path = update_summary_csv(args, "door-human", "door", summary, results)
     table = {r["label"]: r for r in csv.DictReader(path.open())}
     np.testing.assert_allclose(float(table["nppac"]["success_final_mean"]), 0.9)
+    np.testing.assert_allclose(float(table["nppac"]["success_auc_mean"]), auc)
     assert table["nppac"]["env_steps"] == "10000" and table["kl:mlp"]["diverged_at_env_steps"] == "5000"
     assert table["kl:mlp"]["final_mean"] == "" and len(table) == 2
     # ... and the headline drawn from it: a label that diverged loses to one that finished
@@ -177,6 +189,7 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
     (line,) = headline_rows(read_rows(path))
     assert line[:2] == ["door (door-human) (success)", "kl:mlp"] and line[4] == "diverged at 5,000"
     assert line[5] == line[8] == "wins" and line[6] == "0.90 [0.80, 1.00]"
+    assert line[3].startswith(f"{auc:.2f} [")  # door's AUC column is the success curve's
 
 
 def test_a_preset_change_of_the_kl_term_keeps_sac_records_valid(monkeypatch, tmp_path):
