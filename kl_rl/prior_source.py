@@ -122,6 +122,16 @@ class DemoArrays(NamedTuple):
     transitions: dict[str, Any] | None = None
 
 
+def recorded_path(path: str | Path) -> str:
+    """A file's path as a run's record names it: relative to the working directory where the file
+    lies under it (so a record committed from a checkout names no machine's folders), else as is."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def demos_and_prior(cfg: Any, source: Source | None = None,
                     seed: int = 0) -> tuple[Any, DemoArrays | None, dict[str, Any], float | None]:
     """What a run of ``cfg`` (a TrainConfig) needs besides its settings: (prior, the
@@ -139,7 +149,7 @@ def demos_and_prior(cfg: Any, source: Source | None = None,
     env = make_env(cfg.env, 1)  # for its observation and action sizes
     data, path = load_demos(cfg.env, env.obs_size, env.action_size, source.demos, source.num_demos)
     demo_return = float(data.episode_returns.mean())
-    extra = {"demos": {"path": str(path), "num_episodes": data.num_episodes, "num_steps": data.num_steps,
+    extra = {"demos": {"path": recorded_path(path), "num_episodes": data.num_episodes, "num_steps": data.num_steps,
                        "mean_return": demo_return}}
     prior = None
     if cfg.uses_prior:

@@ -4,6 +4,7 @@ and the one-line errors."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import chex
 import jax
@@ -194,3 +195,17 @@ def test_a_damaged_prior_cache_entry_is_refitted(tmp_path, pointmass_demos, dama
     chex.assert_trees_all_close(priors.predict(again, x), priors.predict(prior, x))  # same key, same fit
     assert get_prior("mlp", pointmass_demos, demos_path, None, options, 0, str(tmp_path / "cache"))[1]["source"] \
         == f"cache {entry.name}"  # the refit replaced the damaged entry; recorded by key, not by path
+
+
+def test_a_record_names_demonstrations_under_the_working_directory_relatively(tmp_path, monkeypatch):
+    """sweep.json's demonstrations path: relative where the file lies under the working directory
+    (a record committed from a checkout names no machine's folders), as given elsewhere."""
+    from kl_rl.prior_source import recorded_path
+
+    inside = tmp_path / "runs" / "human" / "door_human.npz"
+    inside.parent.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert recorded_path(inside) == str(Path("runs") / "human" / "door_human.npz")
+    assert recorded_path("data/demos/door.npz") == "data/demos/door.npz"
+    monkeypatch.chdir(inside.parent.parent)
+    assert recorded_path(tmp_path / "elsewhere.npz") == str(tmp_path / "elsewhere.npz")
