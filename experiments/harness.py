@@ -381,9 +381,10 @@ def update_summary_csv(args: argparse.Namespace, experiment: str, env: str, summ
 
 def final_eval_cell(record: dict[str, Any], measure: str) -> str:
     """Each seed's final evaluation (its episodes' ``mean`` return, or ``success_rate``) and the
-    episodes per seed, e.g. "46%, 56%, 62% (50 ep.)"; "-" for a label without one."""
+    episodes per seed, e.g. "46%, 56%, 62% (50 ep.)"; "-" for a label without one (or whose
+    evaluations lack ``measure``)."""
     evals = record.get("final_eval")
-    if not evals:
+    if not evals or any(measure not in e for e in evals):  # e.g. the quick toy's runs have no success
         return "-"
     cells = [f"{e[measure]:.0%}" if measure == "success_rate" else f"{e[measure]:.0f}" for e in evals]
     return f"{', '.join(cells)} ({evals[0]['episodes']} ep.)"
