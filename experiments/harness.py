@@ -146,7 +146,8 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     finished sweep) of the same settings is read back instead of rerun, and one stopped part-way
     continues from its latest checkpoint, so an interrupted experiment loses at most the epochs
     since that checkpoint. Every other finished record of today's settings in the folder is read
-    back too, so tables written label by label (one process per core) show every finished label;
+    back too, after training (so one finished meanwhile by another process counts), and tables
+    written label by label (one process per core) show every finished label;
     a stale record is left out, never rerun. Returns label -> per-seed metric rows, in the order
     of ``canonical`` first (then the rest)."""
     from kl_rl import checkpoint
@@ -158,9 +159,6 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     if args.quick:
         demos = quick_demos(out)
     eval_every, results = cfg.env_steps_per_epoch * 2 if args.quick else eval_every, {}  # quick: every other epoch
-    for label in _recorded_labels(out / RECORDS / folder, cfg, seeds, eval_every, exclude=labels):
-        print(f"{label}: read back from {out / RECORDS / folder / label_folder(label)}", flush=True)
-        results[label] = _label_rows(out / RECORDS / folder / label_folder(label), seeds)
     for label in labels:
         label_cfg = label_config(cfg, label)
         name = f"{folder}/{label_folder(label)}"
@@ -188,6 +186,10 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
                 print(f"{label}: diverged ({err})", flush=True)
         keep_record(sweep_dir, record_dir, seeds)
         results[label] = _label_rows(sweep_dir, seeds)
+    # after training, so a label another process finished meanwhile is in this table too
+    for label in _recorded_labels(out / RECORDS / folder, cfg, seeds, eval_every, exclude=labels):
+        print(f"{label}: read back from {out / RECORDS / folder / label_folder(label)}", flush=True)
+        results[label] = _label_rows(out / RECORDS / folder / label_folder(label), seeds)
     return {label: results[label] for label in ordered(results, canonical)}
 
 
