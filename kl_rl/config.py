@@ -15,7 +15,15 @@ from typing import Any
 import jax.numpy as jnp
 from flax import struct
 
-ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac", "rlpd")
+# Named combinations: an algo name that stands for another algo with some options set (those the
+# user sets win); validate() resolves it, so a run's record names the algo and options it ran.
+# nppac+: N-PPAC with RLPD's critic recipe at 2 critics and UTD 1 (2 LayerNorm critics, the actor on
+# their mean, half of each minibatch from the demonstrations), which measured best of the
+# combinations tried on halfcheetah and hopper (results/README.md, the priors question).
+ALGO_PRESETS: dict[str, dict[str, object]] = {
+    "nppac+": dict(algo="nppac", critic_recipe="rlpd", num_critics=2, utd=1),
+}
+ALGOS: tuple[str, ...] = ("nppac", "kl", "sac", "bc-sac", "rlpd", *ALGO_PRESETS)
 WARMUP_ACTIONS: tuple[str, ...] = ("auto", "random", "policy")
 ACTOR_Q: tuple[str, ...] = ("min", "mean")
 # Settings read only by the KL term (kl_rl.penalties.KLPenalty): inert for sac, bc-sac and rlpd.
@@ -91,8 +99,9 @@ class TrainConfig:
     to judge a policy that fails on some of them."""
     algo: str = "sac"
     """nppac (KL toward a GP prior), kl (KL toward --prior), sac (no prior, automatic entropy
-    tuning), bc-sac (actor pretrained by behavioral cloning, then SAC) or rlpd (SAC with half of
-    each minibatch from the demonstrations and RLPD's critic recipe)."""
+    tuning), bc-sac (actor pretrained by behavioral cloning, then SAC), rlpd (SAC with half of
+    each minibatch from the demonstrations and RLPD's critic recipe) or nppac+ (nppac with
+    --critic-recipe rlpd --num-critics 2 --utd 1: LayerNorm critics and demonstrations in the batch)."""
     prior: str = "gp"
     """Behavioral prior of the kl algo: gp, mlp, ensemble, dropout or floor (nppac: gp)."""
     pretrain_epochs: int = 400
@@ -130,6 +139,10 @@ class TrainConfig:
         what it ran, or raises a one-line ``ValueError`` naming every bad setting."""
         from kl_rl.envs import preset
 
+        if self.algo in ALGO_PRESETS:
+            named = ALGO_PRESETS[self.algo]
+            unset = {k: v for k, v in named.items() if k != "algo" and getattr(self, k) is None}
+            return dataclasses.replace(self, algo=named["algo"], **unset).validate()
         env_preset = preset(self.env)
         pick = lambda value, default: default if value is None else value  # noqa: E731
         recipe_name = pick(self.critic_recipe, "rlpd" if self.algo == "rlpd" else "sac")

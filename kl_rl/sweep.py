@@ -240,15 +240,16 @@ def label_folder(label: str) -> str:
 
 def label_from_folder(folder: str) -> str:
     """The label ``label_folder`` turned into ``folder`` (``kl-mlp`` -> ``kl:mlp``, ``bc-sac`` stays,
-    ``rlpd+num_critics=2+utd=1`` -> ``rlpd@num_critics=2,utd=1``): the algo is the longest
-    registered name the folder starts with, so an algo's own dash is not read as a prior."""
+    ``rlpd+num_critics=2+utd=1`` -> ``rlpd@num_critics=2,utd=1``, ``nppac+`` stays): the algo is
+    the longest registered name the folder starts with, so an algo's own dash or plus is not read
+    as a prior or a setting."""
     from kl_rl.config import ALGOS
 
-    head, _, settings = folder.partition("+")
-    algo = max((a for a in ALGOS if head == a or head.startswith(f"{a}-")), key=len, default=None)
+    algo = max((a for a in ALGOS if folder == a or folder.startswith((f"{a}-", f"{a}+"))), key=len, default=None)
     if algo is None:
         raise ValueError(f"{folder!r} is not a label's folder (it starts with none of {', '.join(ALGOS)})")
-    prior = head[len(algo) + 1:]
+    rest = folder[len(algo):]  # "", "-prior", "-prior+settings" or "+settings"
+    prior, _, settings = rest[1:].partition("+") if rest.startswith("-") else ("", "", rest[1:])
     return algo + (f":{prior}" if prior else "") + (f"@{settings.replace('+', ',')}" if settings else "")
 
 

@@ -207,3 +207,20 @@ def test_critic_recipe_and_labels_compose_rlpds_recipe_with_any_algo():
         label_config(base, "rlpd@utd=x")
     with pytest.raises(ValueError, match="critic_subset \\(3\\) is larger than the ensemble"):
         label_config(base, "sac@critic_subset=3")
+
+
+def test_nppac_plus_names_nppac_with_rlpds_critics_at_two_critics_and_utd_one():
+    from kl_rl.sweep import label_config, label_folder, label_from_folder
+
+    base = TrainConfig(env="pointmass")
+    plus = TrainConfig(env="pointmass", algo="nppac+").validate()
+    composed = label_config(base, "nppac@critic_recipe=rlpd,num_critics=2,utd=1")
+    assert plus == composed  # the same program, and its record names what it resolved to
+    assert (plus.algo, plus.num_critics, plus.critic_layernorm) == ("nppac", 2, True)
+    assert (plus.critic_subset, plus.utd) == (2, 1)
+    assert (plus.actor_q, plus.demos_in_batch, plus.pretrains) == ("mean", True, True)
+    # the user's own settings win over the name's
+    assert label_config(base, "nppac+@utd=4,num_critics=10") == label_config(
+        base, "nppac@critic_recipe=rlpd,num_critics=10,utd=4")
+    for label in ("nppac+", "nppac+@utd=4", "nppac", "nppac@critic_recipe=rlpd,num_critics=2,utd=1"):
+        assert label_from_folder(label_folder(label)) == label
