@@ -1,7 +1,7 @@
 """Do demonstrations get a binary-reward agent through the door, and does the GP prior help?
 
-nppac, kl:mlp, bc-sac and sac on ``door`` (reward 0 when the door is open past 1.35 rad, else
--1), several seeds, the same env-step budget, each label one sweep program with its seeds
+nppac, nppac+, kl:mlp, bc-sac, sac and rlpd (2 critics, UTD 1) on ``door`` (reward 0 when the
+door is open past 1.35 rad, else -1), several seeds, the same env-step budget, each label one sweep program with its seeds
 vmapped; once from the shipped demonstrations (rollouts of kl_rl's own door expert,
 ``data/demos/door.npz``) and once from DAPG's 25 human demonstrations (the paper's). sac uses no
 demonstrations, so it runs once and appears in both sections. Writes ``door.png`` per source
@@ -41,7 +41,7 @@ from harness import (  # noqa: E402
     update_summary_csv,
 )
 
-LABELS = ("nppac", "kl:mlp", "bc-sac", "sac")
+LABELS = ("nppac", "nppac+", "kl:mlp", "bc-sac", "sac", "rlpd@num_critics=2,utd=1")
 SOURCES = ("shipped", "human")
 DAPG_PICKLE = ROOT.parent / "shared" / "data" / "dapg" / "door-v0_demos.pickle"
 HEADER = ["algo", "seeds", "final success: mean [95% CI]", "success AUC: mean [95% CI]", "final return: mean [95% CI]",

@@ -1,7 +1,8 @@
 """Could better uncertainty quantification fix the pathology?
 
 KL-regularized SAC toward each behavioral prior (gp = N-PPAC, mlp, ensemble, dropout, floor),
-against plain sac and bc-sac, on each env, several seeds, the same env-step budget; every
+and nppac+ (N-PPAC with RLPD's critics), against plain sac, bc-sac and rlpd at 2 critics and
+UTD 1 (what this CPU affords), on each env, several seeds, the same env-step budget; every
 algorithm is one sweep program (seeds vmapped) through ``kl_rl.sweep``. Writes per env
 ``<env>.png`` (eval return with 95% bands, and the KL / critic-gradient / prior-std diagnostics
 over training) and ``table.md`` (final and area-under-curve return: mean [95% CI], IQM; the
@@ -33,7 +34,8 @@ from harness import (  # noqa: E402
     update_summary_csv,
 )
 
-LABELS = ("nppac", "kl:mlp", "kl:ensemble", "kl:dropout", "kl:floor", "bc-sac", "sac")
+LABELS = ("nppac", "nppac+", "kl:mlp", "kl:ensemble", "kl:dropout", "kl:floor", "bc-sac", "sac",
+          "rlpd@num_critics=2,utd=1")  # rlpd at what this CPU affords (README, "What it costs")
 
 
 def main(argv: list[str] | None = None) -> int:
