@@ -1,8 +1,8 @@
 """Do demonstrations get a binary-reward agent through the door, and does the GP prior help?
 
 nppac, nppac+, kl:mlp, bc-sac, sac and rlpd (2 critics, UTD 1) on ``door`` (reward 0 when the
-door is open past 1.35 rad, else -1), several seeds, the same env-step budget, each label one sweep program with its seeds
-vmapped; once from the shipped demonstrations (rollouts of kl_rl's own door expert,
+door is open past 1.35 rad, else -1), several seeds, the same env-step budget, each label one
+sweep program with its seeds vmapped; once from the shipped demonstrations (rollouts of kl_rl's own door expert,
 ``data/demos/door.npz``) and once from DAPG's 25 human demonstrations (the paper's). sac uses no
 demonstrations, so it runs once and appears in both sections. Writes ``door.png`` per source
 (eval return and success rate with 95% bands, and the KL / critic-gradient / prior-std
