@@ -266,3 +266,29 @@ def test_experiment_bad_input_is_one_line(tmp_path):
                            "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("variance: error: no demonstrations at")
+
+
+def test_a_label_another_process_finished_meanwhile_is_in_the_table(monkeypatch, tmp_path):
+    """One process per core: the records are scanned after this process's own labels trained, so
+    one that the other process finished in the meantime is in this process's table too. The
+    training is faked by copying the committed hopper records (no compile)."""
+    import argparse
+
+    import kl_rl.sweep
+    from kl_rl.config import config_from_json
+
+    _use_experiments_modules(monkeypatch)
+    from harness import train_labels
+
+    recorded = ROOT / "results" / "priors" / "records" / "hopper"
+    base = config_from_json(json.loads((recorded / "nppac" / "sweep.json").read_text())["config"])
+
+    def fake_sweep(cfg, labels, runs, root, **kwargs):  # trains sac while the other core finishes kl:mlp
+        shutil.copytree(recorded / "sac", root)
+        shutil.copytree(recorded / "kl-mlp", tmp_path / "records" / "hopper" / "kl-mlp")
+
+    monkeypatch.setattr(kl_rl.sweep, "sweep_labels", fake_sweep)
+    args = argparse.Namespace(quick=False, out=tmp_path, experiment="priors")
+    results = train_labels(args, base, ["sac"], 3, "hopper", eval_every=5000, canonical=("kl:mlp", "sac"))
+    assert list(results) == ["kl:mlp", "sac"]
+    assert (tmp_path / "records" / "hopper" / "sac" / "summary.csv").exists()  # its own record kept
