@@ -187,7 +187,8 @@ TINY_DEMO_ALGO = [*TINY[2:], "--pretrain-epochs", "2", "--pretrain-batch-size", 
                   "--gp-steps", "5", "--mlp-steps", "50"]
 
 
-@pytest.mark.parametrize("algo", [["--algo", "nppac"], ["--algo", "kl", "--prior", "mlp"], ["--algo", "bc-sac"]])
+@pytest.mark.parametrize("algo", [["--algo", "nppac"], ["--algo", "kl", "--prior", "mlp"], ["--algo", "bc-sac"],
+                                  ["--algo", "nppac+"]])
 def test_every_demo_algo_trains_from_the_cli(workdir, pointmass_demos_file, algo):
     name = "-".join(algo[1::2])
     args = ["train", *algo, *TINY_DEMO_ALGO, "--demos", str(pointmass_demos_file), "--run-name", name,
@@ -200,7 +201,13 @@ def test_every_demo_algo_trains_from_the_cli(workdir, pointmass_demos_file, algo
     rows = [json.loads(line) for line in (workdir / "runs" / name / "metrics.jsonl").read_text().splitlines()]
     assert rows[0]["pretrain_loss_last"] is not None
     config = json.loads((workdir / "runs" / name / "config.json").read_text())
-    assert config["config"]["algo"] == algo[1] and config["demos"]["num_episodes"] == 4
+    assert config["demos"]["num_episodes"] == 4
+    if algo[1] == "nppac+":  # the record names what the name resolved to
+        ran = config["config"]
+        assert (ran["algo"], ran["critic_recipe"], ran["num_critics"], ran["utd"]) == ("nppac", "rlpd", 2, 1)
+        assert ran["demos_in_batch"] and ran["critic_layernorm"] and rows[-1]["kl_mean"] is not None
+        return
+    assert config["config"]["algo"] == algo[1]
     if algo[1] != "bc-sac":
         assert rows[-1]["kl_mean"] is not None and rows[-1]["prior_std_min"] > 0
         assert config["prior"]["source"] == "fitted"
