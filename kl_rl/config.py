@@ -18,8 +18,8 @@ from flax import struct
 # Named combinations: an algo name that stands for another algo with some options set (those the
 # user sets win); validate() resolves it, so a run's record names the algo and options it ran.
 # nppac+: N-PPAC with RLPD's critic recipe at 2 critics and UTD 1 (2 LayerNorm critics, the actor on
-# their mean, half of each minibatch from the demonstrations), which measured best of the
-# combinations tried on halfcheetah and hopper (results/README.md, the priors question).
+# their mean, half of each minibatch from the demonstrations), which beat nppac's area under the
+# curve on halfcheetah and hopper (results/README.md, the priors question).
 ALGO_PRESETS: dict[str, dict[str, object]] = {
     "nppac+": dict(algo="nppac", critic_recipe="rlpd", num_critics=2, utd=1),
 }
