@@ -90,7 +90,7 @@ def get_prior(kind: str, data: demos_lib.Demonstrations, demos_path: Path, num_d
             print(f"prior: cache entry {entry} unreadable ({err}); refitting it", flush=True)
     prior, info = priors.fit_with_info(kind, jax.random.key(seed), data.observations, data.actions, **options)
     info.pop("bound_trace", None)
-    info.update(demos=str(demos_path), num_episodes=data.num_episodes)
+    info.update(demos=recorded_path(demos_path), num_episodes=data.num_episodes)  # as the run record names it
     if entry is not None:
         priors.save(prior, entry, info=info)
     return prior, {"source": "fitted", **info}
