@@ -90,7 +90,8 @@ def finish(args: argparse.Namespace, name: str, text: str, payload: dict[str, An
     out = resolve_out(args)
     command = "python " + shlex.join([str(Path(sys.argv[0]).relative_to(ROOT)) if Path(sys.argv[0]).is_absolute()
                                       and ROOT in Path(sys.argv[0]).parents else sys.argv[0], *sys.argv[1:]])
-    wall = f"; wall time {time.perf_counter() - started:.0f} s" if started is not None else ""
+    wall = (f"; this invocation's wall time {time.perf_counter() - started:.0f} s (labels it read back "
+            "from their records were trained by earlier invocations)") if started is not None else ""
     header = f"Command: `{command}`{' (quick mode)' if args.quick else ''}\n\nMachine: {machine()}{wall}\n\n"
     (out / "table.md.tmp").write_text(header + text)
     (out / "table.md.tmp").replace(out / "table.md")  # renamed when complete: a kill leaves the old or new file
