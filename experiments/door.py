@@ -39,6 +39,7 @@ from harness import (  # noqa: E402
     seed_table,
     train_labels,
     update_summary_csv,
+    with_recorded,
 )
 
 LABELS = ("nppac", "nppac+", "kl:mlp", "bc-sac", "sac", "rlpd@num_critics=2,utd=1")
@@ -112,10 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     free = [label for label in args.labels if not label_config(cfg, label).uses_demos]
     shared = train_labels(args, cfg, free, seeds, f"{env}-no-demos", eval_every=args.eval_every)
     sections, payload = [], {}
-    for source in ["shipped"] if args.quick else args.sources:  # quick: the pointmass toy's demonstrations
-        demos = human_demos(args.human, out) if source == "human" else None
-        learned = train_labels(args, cfg, [x for x in args.labels if x not in free], seeds, f"{env}-{source}",
-                               demos=demos, eval_every=args.eval_every)
+    # quick: the pointmass toy's demonstrations; else the sources asked for and those with records
+    for source in ["shipped"] if args.quick else with_recorded(args, args.sources, SOURCES, lambda s: f"{env}-{s}"):
+        trains = args.quick or source in args.sources
+        demos = human_demos(args.human, out) if source == "human" and trains else None
+        learned = train_labels(args, cfg, [x for x in args.labels if x not in free] if trains else [], seeds,
+                               f"{env}-{source}", demos=demos, eval_every=args.eval_every)
+        if not (trains or learned):  # a source with records of other settings only
+            continue
         results = {label: (shared | learned)[label] for label in ordered([*shared, *learned], LABELS)}
         _, summary = seed_table(results)
         update_summary_csv(args, f"door-{source}", env, summary, results)

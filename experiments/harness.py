@@ -10,7 +10,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +192,18 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         print(f"{label}: read back from {out / RECORDS / folder / label_folder(label)}", flush=True)
         results[label] = _label_rows(out / RECORDS / folder / label_folder(label), seeds)
     return {label: results[label] for label in ordered(results, canonical)}
+
+
+def with_recorded(args: argparse.Namespace, requested: Sequence[str], known: Sequence[str],
+                  folder: Callable[[str], str] = str) -> list[str]:
+    """``requested`` plus every other name in ``known`` whose ``<out>/records/<folder(name)>`` holds
+    records, in ``known``'s order: an invocation that trains one env (or source) still writes the
+    table of every one finished before it, read back from the records, so ``table.md`` never
+    loses a section to whichever label happened to finish last. None in quick mode."""
+    out = resolve_out(args)
+    extra = [] if args.quick else [name for name in known if name not in requested
+                                    and (out / RECORDS / folder(name)).is_dir()]
+    return ordered([*requested, *extra], known)
 
 
 def ordered(labels: Sequence[str], canonical: Sequence[str]) -> list[str]:

@@ -32,6 +32,7 @@ from harness import (  # noqa: E402
     seed_table,
     train_labels,
     update_summary_csv,
+    with_recorded,
 )
 
 LABELS = ("nppac", "nppac+", "kl:mlp", "kl:ensemble", "kl:dropout", "kl:floor", "bc-sac", "sac",
@@ -50,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     envs = ["pointmass"] if args.quick else args.envs
     seeds = 2 if args.quick else args.seeds
     sections, payload = [], {}
-    for env in envs:
+    for env in with_recorded(args, envs, ENVS):  # the envs asked for, and those with records: one table
         cfg = base_config(args, env, args.total_steps)
-        results = train_labels(args, cfg, args.labels, seeds, env, eval_every=args.eval_every, canonical=LABELS)
+        results = train_labels(args, cfg, args.labels if env in envs else [], seeds, env,
+                               eval_every=args.eval_every, canonical=LABELS)
+        if not results:  # records of other settings only
+            continue
         rows, summary = seed_table(results)
         update_summary_csv(args, "priors", env, summary, results)
         curves_and_diagnostics(results, out / f"{env}.png", f"{env}: {seeds} seeds, {cfg.total_steps:,} steps")

@@ -292,3 +292,31 @@ def test_a_label_another_process_finished_meanwhile_is_in_the_table(monkeypatch,
     results = train_labels(args, base, ["sac"], 3, "hopper", eval_every=5000, canonical=("kl:mlp", "sac"))
     assert list(results) == ["kl:mlp", "sac"]
     assert (tmp_path / "records" / "hopper" / "sac" / "summary.csv").exists()  # its own record kept
+
+
+def test_a_table_keeps_every_env_and_source_with_records(monkeypatch, tmp_path):
+    """An invocation that trains one env (one door source) writes the sections of every other env
+    (source) with records too, read back, so ``table.md`` does not depend on which label finished
+    last; nothing is trained here: every label asked for has a committed record."""
+    _use_experiments_modules(monkeypatch)
+    monkeypatch.delitem(sys.modules, "priors", raising=False)
+    import door
+    import priors
+
+    records = ROOT / "results" / "priors" / "records"
+    for env in ("hopper", "walker2d"):
+        shutil.copytree(records / env / "sac", tmp_path / "priors" / "records" / env / "sac")
+    assert priors.main(["--envs", "walker2d", "--labels", "sac", "--out", str(tmp_path / "priors")]) == 0
+    table = (tmp_path / "priors" / "table.md").read_text()
+    assert "## halfcheetah" not in table and 0 < table.index("## hopper") < table.index("## walker2d")
+    envs = {row.split(",")[1] for row in (tmp_path / "priors" / "summary.csv").read_text().splitlines()[1:]}
+    assert envs == {"hopper", "walker2d"}
+
+    records = ROOT / "results" / "door" / "records"
+    for folder in ("door-no-demos/sac", "door-human/bc-sac"):
+        shutil.copytree(records / folder, tmp_path / "door" / "records" / folder)
+    assert door.main(["--sources", "shipped", "--labels", "sac", "--batch-size", "256",
+                      "--out", str(tmp_path / "door")]) == 0
+    table = (tmp_path / "door" / "table.md").read_text()
+    assert 0 < table.index("## shipped demonstrations") < table.index("## human demonstrations")
+    assert "| bc-sac | 3 |" in table.split("## human")[1] and "| bc-sac" not in table.split("## human")[0]
