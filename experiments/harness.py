@@ -5,6 +5,7 @@ training a list of algorithms through the sweep runner, aggregating over seeds, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import shlex
@@ -140,7 +141,8 @@ def base_config(args: argparse.Namespace, env: str, total_steps: int):
 def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: int, folder: str,
                  demos: Path | None = None, num_demos: int | None = None,
                  eval_every: int = 5_000,
-                 canonical: Sequence[str] = ()) -> dict[str, list[list[dict[str, Any]]]]:
+                 canonical: Sequence[str] = (), reuse: Sequence[Path] = (),
+                 train: bool = True) -> dict[str, list[list[dict[str, Any]]]]:
     """Trains every ``algo[:prior]`` label for ``seeds`` seeds as one sweep program per label
     (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``, and keeps a
     finished label's record in ``<out>/records/<folder>/<label>``. A label with a record (or a
@@ -149,8 +151,11 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     since that checkpoint. Every other finished record of today's settings in the folder is read
     back too, after training (so one finished meanwhile by another process counts), and tables
     written label by label (one process per core) show every finished label;
-    a stale record is left out, never rerun. Returns label -> per-seed metric rows, in the order
-    of ``canonical`` first (then the rest)."""
+    a stale record is left out, never rerun. ``reuse``: records folders of other experiments
+    (``<folder>/<label>``); a finished record there of the same settings, demonstrations and prior
+    options is the same runs, read back instead of trained again. ``train`` False: read back only,
+    a label with no record is left out. Returns label -> per-seed metric rows, in the order of
+    ``canonical`` first (then the rest)."""
     from kl_rl import checkpoint
     from kl_rl.loop import NonFiniteError
     from kl_rl.prior_source import Source
@@ -168,6 +173,16 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         if _finished(record_dir) and _same_sweep(record_dir, expected, seeds, eval_every):
             print(f"{label}: read back from {record_dir}", flush=True)
             results[label] = _label_rows(record_dir, seeds)
+            continue
+        same_runs = [d / label_folder(label) for d in reuse
+                     if _finished(d / label_folder(label)) and _same_sweep(d / label_folder(label), expected, seeds,
+                                                                            eval_every)
+                     and _same_source(d / label_folder(label), expected, args, demos, num_demos)]
+        if same_runs:
+            print(f"{label}: read back from {same_runs[0]} (the same runs)", flush=True)
+            results[label] = _label_rows(same_runs[0], seeds)
+            continue
+        if not train:
             continue
         diverged = sweep_dir / DIVERGED_FILE
         same = (sweep_dir / "sweep.json").exists() and _same_sweep(sweep_dir, expected, seeds, eval_every)
@@ -290,6 +305,35 @@ def _same_sweep(sweep_dir: Path, config: Any, seeds: int, eval_every: int) -> bo
     ran = config_from_json(record["config"]).validate()
     same = ran.effective_settings() == config.effective_settings()
     return same and len(record["runs"]) == seeds and record["eval_every"] == eval_every
+
+
+def _same_source(record_dir: Path, config: Any, args: argparse.Namespace, demos: Path | None,
+                 num_demos: int | None) -> bool:
+    """Whether ``record_dir`` trained on what a run of ``config`` would read now: the same
+    demonstrations file (and, where given, the same episode count) and the same prior kind and
+    fit options; so a record of another experiment can stand for this one's runs."""
+    from kl_rl.prior_source import default_demos_path
+    from kl_rl.priors import kind_options, options_for
+
+    record = json.loads((record_dir / "sweep.json").read_text())
+    if not config.uses_demos:
+        return True
+    ran = record.get("demos", {})
+    path = Path(demos) if demos is not None else default_demos_path(config.env)
+    ran_path = Path(ran.get("path", ""))
+    if (ran_path if ran_path.is_absolute() else ROOT / ran_path).resolve() != path.resolve():
+        return False
+    if num_demos is not None and ran.get("num_episodes") != num_demos:
+        return False
+    if not config.uses_prior:
+        return True
+    prior = record.get("prior", {})
+    options = options_for(config.prior, **kind_options(prior_options(args), config.prior, config.env))
+    return prior.get("kind") == config.prior and _as_json(prior.get("options")) == _as_json(dataclasses.asdict(options))
+
+
+def _as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:

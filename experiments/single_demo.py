@@ -1,20 +1,30 @@
 """Can a single expert demonstration be sufficient?
 
-nppac and kl+mlp with the prior fitted to 1 demonstration episode against all 15, on
-halfcheetah; every (algorithm, demonstration count) is one sweep program with its seeds
-vmapped. Writes ``single_demo.png`` (eval return and diagnostics) and ``table.md``.
+nppac and kl:mlp with the prior (and nppac's pretraining) fitted to the first demonstration
+episode against all of them (halfcheetah's 15, the door's 25), on halfcheetah and door; every
+(env, algorithm, demonstration count) is one sweep program with its seeds vmapped. The
+all-demonstration runs are the runs the priors and door experiments make: where one of them
+holds a finished record of the same settings, demonstrations and prior options (``--reuse``),
+it is read back instead of trained again. Writes ``<env>.png`` per env (eval return, and success
+rate on door, with the KL / critic-gradient / prior-std diagnostics) and ``table.md``.
 
-    python experiments/single_demo.py [--quick] [--env halfcheetah] [--seeds 3] [--total-steps 100000]
+    python experiments/single_demo.py [--quick] [--envs halfcheetah door] [--demo-counts 1 15]
+        [--seeds 3] [--total-steps 100000] [--batch-size 256]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from door import HEADER as SUCCESS_HEADER  # noqa: E402
+from door import success_rows  # noqa: E402
 from harness import (  # noqa: E402
+    RECORDS,
+    ROOT,
     SEED_HEADER,
     add_budget_args,
     base_config,
@@ -27,33 +37,88 @@ from harness import (  # noqa: E402
     seed_table,
     train_labels,
     update_summary_csv,
+    with_recorded,
 )
+
+ENVS = ("halfcheetah", "door")
+LABELS = ("nppac", "kl:mlp")
+# where the all-demonstration runs are trained already: the priors experiment's records (the
+# locomotion envs) and the door experiment's, from the shipped demonstrations
+REUSE = (f"results/priors/{RECORDS}/{{env}}", f"results/door/{RECORDS}/{{env}}-shipped")
+
+
+def episodes(env: str) -> int:
+    """How many episodes the env's shipped demonstrations hold; a one-line error where there are none."""
+    from kl_rl import demos as demos_lib
+    from kl_rl.envs import ENV_NAMES
+    from kl_rl.prior_source import default_demos_path
+
+    if env not in ENV_NAMES:
+        raise ValueError(f"--envs {env}: unknown env; choose from {', '.join(sorted(ENV_NAMES))}")
+    path = default_demos_path(env)
+    if not path.exists():
+        raise ValueError(f"--envs {env}: no demonstrations at {path}; make them with `make demos ENV={env}`")
+    return demos_lib.load(path).num_episodes
+
+
+def demo_counts(args, available: int) -> list[int]:
+    """The episode counts to compare: ``--demo-counts``, else 1 and all ``available`` episodes."""
+    return args.demo_counts or [1, available]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = experiment_parser(__doc__, "single_demo")
-    parser.add_argument("--env", default="halfcheetah")
-    parser.add_argument("--labels", nargs="+", default=["nppac", "kl:mlp"])
-    parser.add_argument("--demo-counts", type=int, nargs="+", default=[1, 15])
+    parser.add_argument("--envs", nargs="+", default=list(ENVS))
+    parser.add_argument("--labels", nargs="+", default=list(LABELS), help="algo[:prior] labels")
+    parser.add_argument("--demo-counts", type=int, nargs="+", default=None,
+                        help="demonstration episodes the prior sees (default: 1 and all of the env's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: each env's preset)")
+    parser.add_argument("--reuse", nargs="*", default=None, metavar="DIR",
+                        help="records folders of other experiments ({env} replaced) whose runs of the same "
+                        "settings stand for these; default: the priors and door experiments' (none with --quick)")
     add_budget_args(parser)
     args = parser.parse_args(argv)
+    available = {}
+    try:
+        available = {} if args.quick else {env: episodes(env) for env in args.envs}
+    except ValueError as err:
+        parser.error(str(err))
+    for env, count in ((env, count) for env in available for count in args.demo_counts or ()):
+        if not 1 <= count <= available[env]:
+            parser.error(f"--demo-counts {count}: {env}'s demonstrations hold {available[env]} episodes; "
+                         f"choose 1 to {available[env]}")
     prepare_jax()
     started = time.perf_counter()
     out = resolve_out(args)
+    envs = ["pointmass"] if args.quick else args.envs
     seeds = 2 if args.quick else args.seeds
-    cfg = base_config(args, args.env, args.total_steps)
-    results = {}
-    counts = [1, 6] if args.quick else args.demo_counts  # the quick demonstrations hold 6 episodes
-    for count in counts:
-        by_label = train_labels(args, cfg, args.labels, seeds, f"{cfg.env}/{count}-demos", num_demos=count,
-                                eval_every=args.eval_every)
-        results.update({f"{label} ({count} demo{'s' if count > 1 else ''})": rows for label, rows in by_label.items()})
-    rows, summary = seed_table(results)
-    update_summary_csv(args, "single_demo", cfg.env, summary, results)
-    curves_and_diagnostics(results, out / "single_demo.png", f"{cfg.env}: 1 vs {max(counts)} demonstrations")
-    text = (f"{cfg.env}, {seeds} seeds, {cfg.total_steps:,} env steps each; the prior (and nppac's pretraining) "
-            "uses only the first N demonstration episodes.\n\n" + markdown_table(SEED_HEADER, rows) + "\n")
-    finish(args, "single_demo", text, {"results": summary, "seeds": seeds}, started)
+    reuse = args.reuse if args.reuse is not None else ([] if args.quick else [str(ROOT / r) for r in REUSE])
+    sections, payload = [], {}
+    for env in with_recorded(args, envs, ENVS):  # the envs asked for, and those with records: one table
+        cfg = base_config(args, env, args.total_steps)
+        if args.batch_size is not None and not args.quick:
+            cfg = dataclasses.replace(cfg, batch_size=args.batch_size)
+        results = {}
+        # the env's demonstrations (an env with records only is counted here); quick: the toy's 6
+        counts = demo_counts(args, 6 if args.quick else available.get(env) or episodes(env))
+        for count in counts:
+            by_label = train_labels(args, cfg, args.labels, seeds, f"{env}/{count}-demos", num_demos=count,
+                                    eval_every=args.eval_every, canonical=LABELS, train=env in envs,
+                                    reuse=[Path(r.format(env=env)) for r in reuse])
+            results.update({f"{label} ({count} demo{'s' if count > 1 else ''})": rows
+                            for label, rows in by_label.items()})
+        if not results:  # records of other settings only
+            continue
+        rows, summary = seed_table(results)
+        update_summary_csv(args, "single_demo", env, summary, results)
+        curves_and_diagnostics(results, out / f"{env}.png", f"{env}: 1 vs {max(counts)} demonstrations")
+        payload[env] = summary
+        success = any("success_final" in rec for rec in summary.values())  # a binary-reward task: success first
+        table = markdown_table(SUCCESS_HEADER, success_rows(summary)) if success else markdown_table(SEED_HEADER, rows)
+        sections.append(f"## {env}\n\n{seeds} seeds, {cfg.total_steps:,} env steps each, batch "
+                        f"{cfg.validate().batch_size}; the prior (and nppac's pretraining) uses only the first N "
+                        f"demonstration episodes; figure `{env}.png`.\n\n" + table + "\n")
+    finish(args, "single_demo", "\n".join(sections), {"envs": payload, "seeds": seeds}, started)
     return 0
 
 

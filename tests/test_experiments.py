@@ -109,10 +109,35 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
             if line.startswith(("| nppac", "| kl:", "| sac"))]
     assert rows == ["| nppac", "| kl:mlp", "| sac"]
 
-    _run("single_demo.py", tmp_path / "single", "--labels", "nppac")
-    results = json.loads((tmp_path / "single" / "single_demo.json").read_text())["results"]
+    # one demonstration against all of them: the all-demonstration runs are the priors experiment's,
+    # read back from its record (same settings, demonstrations and prior options), not trained again
+    # (the same --out: the quick demonstrations are a file of the output folder)
+    proc = _run("single_demo.py", tmp_path / "priors", "--labels", "nppac", "--reuse", str(records.parent / "{env}"))
+    assert f"nppac: read back from {records / 'nppac'} (the same runs)" in proc.stdout
+    assert proc.stdout.count("(the same runs)") == 1  # the 1-demonstration label trains
+    results = json.loads((tmp_path / "priors" / "single_demo.json").read_text())["envs"]["pointmass"]
     assert set(results) == {"nppac (1 demo)", "nppac (6 demos)"}
-    assert (tmp_path / "single" / "single_demo.png").exists()
+    assert results["nppac (6 demos)"]["final"] == summary["nppac"]["final"]
+    assert np.isfinite(results["nppac (1 demo)"]["final"]["mean"])
+    assert (tmp_path / "priors" / "pointmass.png").exists()
+    assert (records / "1-demos" / "nppac" / "summary.csv").exists() and not (records / "6-demos").exists()
+    # a record of other demonstrations or other prior options is not the same runs
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import harness
+
+    from kl_rl.config import TrainConfig
+    from kl_rl.sweep import label_config
+
+    args = harness.experiment_parser(None, "single_demo").parse_args(["--quick", "--out", str(tmp_path / "priors")])
+    config = label_config(TrainConfig(**harness.QUICK_CONFIG), "nppac").validate()
+    demos = tmp_path / "priors" / "pointmass_demos.npz"
+    assert harness._same_source(records / "nppac", config, args, demos, 6)
+    assert not harness._same_source(records / "nppac", config, args, demos, 1)
+    assert not harness._same_source(records / "nppac", config, args, tmp_path / "other.npz", 6)
+    record = json.loads((records / "nppac" / "sweep.json").read_text())
+    record["prior"]["options"]["num_inducing"] += 1
+    (records / "nppac" / "sweep.json").write_text(json.dumps(record))
+    assert not harness._same_source(records / "nppac", config, args, demos, 6)
 
 
 def test_door_experiment_runs_sac_once_for_every_source(tmp_path):
@@ -320,3 +345,12 @@ def test_a_table_keeps_every_env_and_source_with_records(monkeypatch, tmp_path):
     table = (tmp_path / "door" / "table.md").read_text()
     assert 0 < table.index("## shipped demonstrations") < table.index("## human demonstrations")
     assert "| bc-sac | 3 |" in table.split("## human")[1] and "| bc-sac" not in table.split("## human")[0]
+
+
+def test_single_demo_rejects_more_demonstrations_than_shipped(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "single_demo.py"), "--envs", "halfcheetah",
+                           "--demo-counts", "1", "16", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "--demo-counts 16: halfcheetah's demonstrations hold 15 episodes; choose 1 to 15" in proc.stderr
+    assert not (tmp_path / "runs").exists()
