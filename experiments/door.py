@@ -28,17 +28,15 @@ from harness import (  # noqa: E402
     ROOT,
     add_budget_args,
     base_config,
-    curves_and_diagnostics,
     experiment_parser,
     final_eval_cell,
     finish,
     markdown_table,
     ordered,
     prepare_jax,
+    report_env,
     resolve_out,
-    seed_table,
     train_labels,
-    update_summary_csv,
     with_recorded,
 )
 
@@ -122,10 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (trains or learned):  # a source with records of other settings only
             continue
         results = {label: (shared | learned)[label] for label in ordered([*shared, *learned], LABELS)}
-        _, summary = seed_table(results)
-        update_summary_csv(args, f"door-{source}", env, summary, results)
         figure = out / f"{env}-{source}.png"
-        curves_and_diagnostics(results, figure, f"{env}, {source} demonstrations: {seeds} seeds")
+        _, summary = report_env(args, f"door-{source}", env, results, figure,
+                                f"{env}, {source} demonstrations: {seeds} seeds")
         payload[source] = summary
         sections.append(f"## {source} demonstrations\n\n{seeds} seeds, {cfg.total_steps:,} env steps each, batch "
                         f"{batch_size}; figure `{figure.name}`.\n\n"

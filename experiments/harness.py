@@ -393,6 +393,16 @@ def summary_csv_path(args: argparse.Namespace) -> Path:
     return ROOT / "results" / "summary.csv" if out == ROOT / "results" / args.experiment else out / "summary.csv"
 
 
+def report_env(args: argparse.Namespace, experiment: str, env: str, results: dict[str, list[list[dict[str, Any]]]],
+               figure: Path, title: str) -> tuple[list[list[str]], dict[str, Any]]:
+    """One env's (or door source's) section of an RL experiment: ``seed_table``'s rows and
+    summary, the summary's rows in ``results/summary.csv``, and the curves figure at ``figure``."""
+    rows, summary = seed_table(results)
+    update_summary_csv(args, experiment, env, summary, results)
+    curves_and_diagnostics(results, figure, title)
+    return rows, summary
+
+
 def update_summary_csv(args: argparse.Namespace, experiment: str, env: str, summary: dict[str, Any],
                        results: dict[str, list[list[dict[str, Any]]]]) -> Path:
     """Writes ``seed_table``'s summary of one (experiment, env) into the machine-readable table,

@@ -23,15 +23,13 @@ from harness import (  # noqa: E402
     SEED_HEADER,
     add_budget_args,
     base_config,
-    curves_and_diagnostics,
     experiment_parser,
     finish,
     markdown_table,
     prepare_jax,
+    report_env,
     resolve_out,
-    seed_table,
     train_labels,
-    update_summary_csv,
     with_recorded,
 )
 
@@ -57,9 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                                eval_every=args.eval_every, canonical=LABELS)
         if not results:  # records of other settings only
             continue
-        rows, summary = seed_table(results)
-        update_summary_csv(args, "priors", env, summary, results)
-        curves_and_diagnostics(results, out / f"{env}.png", f"{env}: {seeds} seeds, {cfg.total_steps:,} steps")
+        rows, summary = report_env(args, "priors", env, results, out / f"{env}.png",
+                                   f"{env}: {seeds} seeds, {cfg.total_steps:,} steps")
         payload[env] = summary
         sections.append(f"## {env}\n\n{seeds} seeds, {cfg.total_steps:,} env steps each; figure `{env}.png`.\n\n"
                         + markdown_table(SEED_HEADER, rows) + "\n")

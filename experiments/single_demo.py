@@ -28,15 +28,13 @@ from harness import (  # noqa: E402
     SEED_HEADER,
     add_budget_args,
     base_config,
-    curves_and_diagnostics,
     experiment_parser,
     finish,
     markdown_table,
     prepare_jax,
+    report_env,
     resolve_out,
-    seed_table,
     train_labels,
-    update_summary_csv,
     with_recorded,
 )
 
@@ -109,9 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                             for label, rows in by_label.items()})
         if not results:  # records of other settings only
             continue
-        rows, summary = seed_table(results)
-        update_summary_csv(args, "single_demo", env, summary, results)
-        curves_and_diagnostics(results, out / f"{env}.png", f"{env}: 1 vs {max(counts)} demonstrations")
+        rows, summary = report_env(args, "single_demo", env, results, out / f"{env}.png",
+                                   f"{env}: 1 vs {max(counts)} demonstrations")
         payload[env] = summary
         success = any("success_final" in rec for rec in summary.values())  # a binary-reward task: success first
         table = markdown_table(SUCCESS_HEADER, success_rows(summary)) if success else markdown_table(SEED_HEADER, rows)
