@@ -139,10 +139,10 @@ def base_config(args: argparse.Namespace, env: str, total_steps: int):
 
 
 def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: int, folder: str,
-                 demos: Path | None = None, num_demos: int | None = None,
+                 demos: Path | None = None, num_demos: int | None = None, demo_pick: str = "first",
                  eval_every: int = 5_000,
                  canonical: Sequence[str] = (), reuse: Sequence[Path] = (),
-                 train: bool = True) -> dict[str, list[list[dict[str, Any]]]]:
+                 read_back: Sequence[str] = ()) -> dict[str, list[list[dict[str, Any]]]]:
     """Trains every ``algo[:prior]`` label for ``seeds`` seeds as one sweep program per label
     (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``, and keeps a
     finished label's record in ``<out>/records/<folder>/<label>``. A label with a record (or a
@@ -153,9 +153,9 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     written label by label (one process per core) show every finished label;
     a stale record is left out, never rerun. ``reuse``: records folders of other experiments
     (``<folder>/<label>``); a finished record there of the same settings, demonstrations and prior
-    options is the same runs, read back instead of trained again. ``train`` False: read back only,
-    a label with no record is left out. Returns label -> per-seed metric rows, in the order of
-    ``canonical`` first (then the rest)."""
+    options is the same runs, read back instead of trained again. ``read_back``: more labels taken
+    from a record (here or in ``reuse``) where there is one, never trained. Returns label ->
+    per-seed metric rows, in the order of ``canonical`` first (then the rest)."""
     from kl_rl import checkpoint
     from kl_rl.loop import NonFiniteError
     from kl_rl.prior_source import Source
@@ -165,7 +165,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     if args.quick:
         demos = quick_demos(out)
     eval_every, results = cfg.env_steps_per_epoch * 2 if args.quick else eval_every, {}  # quick: every other epoch
-    for label in labels:
+    for label in ordered([*labels, *read_back], ()):
         label_cfg = label_config(cfg, label)
         name = f"{folder}/{label_folder(label)}"
         sweep_dir, record_dir = out / "runs" / name, out / RECORDS / name
@@ -174,15 +174,14 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
             print(f"{label}: read back from {record_dir}", flush=True)
             results[label] = _label_rows(record_dir, seeds)
             continue
-        same_runs = [d / label_folder(label) for d in reuse
-                     if _finished(d / label_folder(label)) and _same_sweep(d / label_folder(label), expected, seeds,
-                                                                            eval_every)
-                     and _same_source(d / label_folder(label), expected, args, demos, num_demos)]
+        same_runs = [d for d in (other / label_folder(label) for other in reuse)
+                     if _finished(d) and _same_sweep(d, expected, seeds, eval_every)
+                     and _same_source(d, expected, args, demos, num_demos, demo_pick)]
         if same_runs:
             print(f"{label}: read back from {same_runs[0]} (the same runs)", flush=True)
             results[label] = _label_rows(same_runs[0], seeds)
             continue
-        if not train:
+        if label not in labels:  # read back only
             continue
         diverged = sweep_dir / DIVERGED_FILE
         same = (sweep_dir / "sweep.json").exists() and _same_sweep(sweep_dir, expected, seeds, eval_every)
@@ -194,7 +193,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
                     resume_sweeps(sweep_dir, progress=False)
                 else:
                     sweep_labels(label_cfg, [label], expand(range(seeds), {}), sweep_dir,
-                                 source=Source(demos, num_demos, prior_options=prior_options(args)),
+                                 source=Source(demos, num_demos, demo_pick, prior_options=prior_options(args)),
                                  eval_every=eval_every, overwrite=True, progress=False,
                                  checkpoint_every=0 if args.quick else 10)
             except NonFiniteError as err:  # the pathology itself: a result, not a crash of the experiment
@@ -203,7 +202,7 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         keep_record(sweep_dir, record_dir, seeds)
         results[label] = _label_rows(sweep_dir, seeds)
     # after training, so a label another process finished meanwhile is in this table too
-    for label in _recorded_labels(out / RECORDS / folder, cfg, seeds, eval_every, exclude=labels):
+    for label in _recorded_labels(out / RECORDS / folder, cfg, seeds, eval_every, exclude=[*labels, *read_back]):
         print(f"{label}: read back from {out / RECORDS / folder / label_folder(label)}", flush=True)
         results[label] = _label_rows(out / RECORDS / folder / label_folder(label), seeds)
     return {label: results[label] for label in ordered(results, canonical)}
@@ -308,22 +307,22 @@ def _same_sweep(sweep_dir: Path, config: Any, seeds: int, eval_every: int) -> bo
 
 
 def _same_source(record_dir: Path, config: Any, args: argparse.Namespace, demos: Path | None,
-                 num_demos: int | None) -> bool:
+                 num_demos: int | None, demo_pick: str = "first") -> bool:
     """Whether ``record_dir`` trained on what a run of ``config`` would read now: the same
-    demonstrations file (and, where given, the same episode count) and the same prior kind and
-    fit options; so a record of another experiment can stand for this one's runs."""
+    demonstrations file (and, where given, the same episode count and pick) and the same prior
+    kind and fit options; so a record of another experiment can stand for this one's runs."""
     from kl_rl.prior_source import default_demos_path
     from kl_rl.priors import kind_options, options_for
 
-    record = json.loads((record_dir / "sweep.json").read_text())
     if not config.uses_demos:
         return True
+    record = json.loads((record_dir / "sweep.json").read_text())
     ran = record.get("demos", {})
     path = Path(demos) if demos is not None else default_demos_path(config.env)
     ran_path = Path(ran.get("path", ""))
     if (ran_path if ran_path.is_absolute() else ROOT / ran_path).resolve() != path.resolve():
         return False
-    if num_demos is not None and ran.get("num_episodes") != num_demos:
+    if num_demos is not None and (ran.get("num_episodes") != num_demos or ran.get("pick", "first") != demo_pick):
         return False
     if not config.uses_prior:
         return True

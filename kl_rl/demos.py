@@ -1,5 +1,5 @@
 """Expert demonstrations: a pytree of flat per-step arrays, ``.npz`` + ``.json`` storage with
-validation, selection of the first episodes, and collection from any policy with action noise.
+validation, selection of the first (or best) episodes, and collection from any policy with action noise.
 
 Steps are stored episode after episode; ``episode_ids`` and ``episode_lengths`` say where each
 episode starts and ends. ``terminals`` marks MDP ends, ``truncations`` time-limit ends.
@@ -141,18 +141,33 @@ def validate(demos: Demonstrations, obs_size: int | None = None, action_size: in
     return demos
 
 
-def select(demos: Demonstrations, num_episodes: int) -> Demonstrations:
-    """The first ``num_episodes`` episodes (e.g. 1 for the single-demonstration experiment)."""
+PICKS = ("first", "best")
+"""How ``select`` chooses episodes: the file's first ones, or the highest-return ones (on a
+binary-reward task such as door, those that succeed soonest; a file's first episode may fail)."""
+
+
+def select(demos: Demonstrations, num_episodes: int, pick: str = "first") -> Demonstrations:
+    """``num_episodes`` episodes (e.g. 1 for the single-demonstration experiment): the first ones,
+    or with ``pick="best"`` the highest-return ones (ties: the earlier), kept in file order."""
     if not 1 <= num_episodes <= demos.num_episodes:
         raise DemosError(f"cannot select {num_episodes} episodes from {demos.num_episodes}; "
                          f"choose 1 to {demos.num_episodes}")
-    steps = int(np.asarray(demos.episode_lengths)[:num_episodes].sum())
-    kept = {name: np.asarray(getattr(demos, name))[:steps] for name in ARRAYS if name != "episode_lengths"}
-    returns = demos.episode_returns[:num_episodes]
-    metadata = {**demos.metadata, "num_episodes": num_episodes, "num_steps": steps,
-                "episode_returns": [float(r) for r in returns]}
-    return Demonstrations(**kept, episode_lengths=np.asarray(demos.episode_lengths)[:num_episodes],
-                          metadata=metadata)
+    if pick not in PICKS:
+        raise DemosError(f"unknown episode pick {pick!r}; choose from {', '.join(PICKS)}")
+    returns = demos.episode_returns  # [E]
+    chosen = (np.arange(num_episodes) if pick == "first"
+              else np.sort(np.argsort(-returns, kind="stable")[:num_episodes]))  # [n] episode indices
+    ids = np.asarray(demos.episode_ids)
+    keep = np.isin(ids, chosen)  # [S]
+    kept = {name: np.asarray(getattr(demos, name))[keep] for name in ARRAYS
+            if name not in ("episode_lengths", "episode_ids")}
+    lengths = np.asarray(demos.episode_lengths)[chosen]  # [n]
+    metadata = {**demos.metadata, "num_episodes": num_episodes, "num_steps": int(lengths.sum()),
+                "episode_returns": [float(r) for r in returns[chosen]]}
+    if pick != "first":
+        metadata["episodes"] = [int(i) for i in chosen]
+    return Demonstrations(**kept, episode_ids=np.repeat(np.arange(num_episodes, dtype=ids.dtype), lengths),
+                          episode_lengths=lengths, metadata=metadata)
 
 
 def transitions(demos: Demonstrations, source: str = "demonstrations") -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 
@@ -36,8 +36,9 @@ def default_demos_path(env: str) -> Path:
 
 
 def load_demos(env: str, obs_size: int, action_size: int, path: Path | None = None,
-               num_demos: int | None = None) -> tuple[demos_lib.Demonstrations, Path]:
-    """The run's demonstrations, checked against the env's dims; the first ``num_demos`` episodes."""
+               num_demos: int | None = None, pick: str = "first") -> tuple[demos_lib.Demonstrations, Path]:
+    """The run's demonstrations, checked against the env's dims; ``num_demos`` episodes of them
+    (the first, or with ``pick="best"`` the highest-return ones)."""
     default = default_demos_path(env)
     path = Path(path) if path is not None else default
     if not path.with_suffix(".npz").exists():
@@ -50,14 +51,19 @@ def load_demos(env: str, obs_size: int, action_size: int, path: Path | None = No
     if recorded not in (None, env) and not (recorded in ENV_NAMES and task_of(recorded) == task_of(env)):
         raise demos_lib.DemosError(f"{path} holds {recorded} demonstrations, not {env}; pass --demos for {env}")
     if num_demos is not None:
-        data = demos_lib.select(data, num_demos)
+        data = demos_lib.select(data, num_demos, pick)
     return data, path
 
 
-def cache_key(demos_path: Path, num_demos: int | None, kind: str, options: dict[str, Any], seed: int) -> str:
+def cache_key(demos_path: Path, num_demos: int | None, kind: str, options: dict[str, Any], seed: int,
+              episodes: list[int] | None = None) -> str:
+    """The prior cache entry's name: the demonstrations file's hash, the episodes used (the first
+    ``num_demos``, or the listed ``episodes``), the kind, its options and the seed."""
     digest = hashlib.sha256(Path(demos_path).with_suffix(".npz").read_bytes())
-    digest.update(json.dumps({"num_demos": num_demos, "kind": kind, "options": options, "seed": seed},
-                             sort_keys=True, default=str).encode())
+    key = {"num_demos": num_demos, "kind": kind, "options": options, "seed": seed}
+    if episodes is not None:  # not the first ones: keys of first-episode fits stay as they were
+        key["episodes"] = episodes
+    digest.update(json.dumps(key, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:24]
 
 
@@ -80,7 +86,8 @@ def get_prior(kind: str, data: demos_lib.Demonstrations, demos_path: Path, num_d
         return prior, {"source": str(prior_path), **meta.get("fit", {})}
     options = dict(priors.options_for(kind, **options).__dict__)
     root = resolve_cache_dir(cache_dir)
-    entry = root / cache_key(demos_path, num_demos, kind, options, seed) if root is not None else None
+    episodes = data.metadata.get("episodes")  # set where select picked other than the first episodes
+    entry = root / cache_key(demos_path, num_demos, kind, options, seed, episodes) if root is not None else None
     if entry is not None and (entry / "prior.json").exists():
         try:
             prior, meta = priors.load_with_metadata(entry, obs_size=obs_size, action_size=action_size)
@@ -103,7 +110,10 @@ class Source:
     demos: Path | None = None
     """Demonstrations for the prior and pretraining (default: data/demos/<env>.npz, shipped)."""
     num_demos: int | None = None
-    """Use only the first N demonstration episodes (1: the single-demonstration question)."""
+    """Use only N demonstration episodes (1: the single-demonstration question)."""
+    demo_pick: Literal["first", "best"] = "first"
+    """Which N with num-demos: the file's first episodes, or the highest-return ones (on door,
+    whose demonstration files may start with a failed episode, the ones that open it soonest)."""
     prior_path: Path | None = None
     """Load the prior from a `kl-rl fit-prior` folder instead of fitting it."""
     prior_options: priors.PriorOptions = dataclasses.field(default_factory=priors.PriorOptions)
@@ -147,10 +157,13 @@ def demos_and_prior(cfg: Any, source: Source | None = None,
 
     source = source or Source()
     env = make_env(cfg.env, 1)  # for its observation and action sizes
-    data, path = load_demos(cfg.env, env.obs_size, env.action_size, source.demos, source.num_demos)
+    data, path = load_demos(cfg.env, env.obs_size, env.action_size, source.demos, source.num_demos,
+                            source.demo_pick)
     demo_return = float(data.episode_returns.mean())
     extra = {"demos": {"path": recorded_path(path), "num_episodes": data.num_episodes, "num_steps": data.num_steps,
                        "mean_return": demo_return}}
+    if "episodes" in data.metadata:  # which episodes, where not the file's first ones
+        extra["demos"].update(pick=source.demo_pick, episodes=data.metadata["episodes"])
     prior = None
     if cfg.uses_prior:
         print(f"prior: {cfg.prior} on {data.num_episodes} demonstration episodes of {path} ...", flush=True)

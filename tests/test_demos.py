@@ -142,3 +142,22 @@ def test_select_first_episodes(noisy, tmp_path):
     demos_lib.load(demos_lib.save(one, tmp_path / "one"))  # still a valid file
     with pytest.raises(DemosError, match="choose 1 to 3"):
         demos_lib.select(noisy, 4)
+
+
+def test_select_best_episodes_keeps_them_whole_and_in_file_order(tmp_path):
+    # returns by episode: 0+1+2 = 3, 3+4 = 7, 5 = 5 (rewards count the steps up)
+    demos = _toy(lengths=(3, 2, 1))
+    best = demos_lib.select(demos, 2, "best")
+    assert best.metadata["episodes"] == [1, 2]
+    np.testing.assert_array_equal(best.episode_lengths, [2, 1])
+    np.testing.assert_array_equal(best.episode_ids, [0, 0, 1])
+    np.testing.assert_array_equal(best.rewards, [3, 4, 5])
+    np.testing.assert_array_equal(best.observations, demos.observations[3:])
+    np.testing.assert_allclose(best.episode_returns, [7, 5])
+    np.testing.assert_array_equal(best.truncations, [False, True, True])
+    demos_lib.load(demos_lib.save(best, tmp_path / "best"))  # still a valid file
+    one = demos_lib.select(demos, 1, "best")
+    assert one.metadata["episodes"] == [1] and one.num_steps == 2
+    assert "episodes" not in demos_lib.select(demos, 2).metadata  # the first ones: as before
+    with pytest.raises(DemosError, match="choose from first, best"):
+        demos_lib.select(demos, 1, "worst")

@@ -46,7 +46,7 @@ def test_variance_gp_grows_away_from_the_demonstrations(tmp_path):
         assert (tmp_path / name).exists(), name
 
 
-def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
+def test_priors_and_single_demo_run_through_the_sweep_runner(monkeypatch, tmp_path):
     _run("priors.py", tmp_path / "priors", "--labels", "nppac", "kl:mlp", "sac")
     record = json.loads((tmp_path / "priors" / "priors.json").read_text())
     summary = record["envs"]["pointmass"]
@@ -114,15 +114,25 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     # (the same --out: the quick demonstrations are a file of the output folder)
     proc = _run("single_demo.py", tmp_path / "priors", "--labels", "nppac", "--reuse", str(records.parent / "{env}"))
     assert f"nppac: read back from {records / 'nppac'} (the same runs)" in proc.stdout
-    assert proc.stdout.count("(the same runs)") == 1  # the 1-demonstration label trains
+    # the 1-demonstration label trains; kl:mlp, not asked for, is read back from its priors record only
+    assert proc.stdout.count("(the same runs)") == 2 and f"kl:mlp: read back from {records / 'kl-mlp'}" in proc.stdout
+    assert "prior: gp on 1 demonstration episodes" in proc.stdout
     results = json.loads((tmp_path / "priors" / "single_demo.json").read_text())["envs"]["pointmass"]
-    assert set(results) == {"nppac (1 demo)", "nppac (6 demos)"}
+    assert set(results) == {"nppac (1 demo)", "nppac (6 demos)", "kl:mlp (6 demos)"}
     assert results["nppac (6 demos)"]["final"] == summary["nppac"]["final"]
     assert np.isfinite(results["nppac (1 demo)"]["final"]["mean"])
     assert (tmp_path / "priors" / "pointmass.png").exists()
     assert (records / "1-demos" / "nppac" / "summary.csv").exists() and not (records / "6-demos").exists()
+    # the highest-return episode instead of the first: its own folder; the first's record stays in the table
+    proc = _run("single_demo.py", tmp_path / "priors", "--labels", "nppac", "--pick", "best",
+                "--reuse", str(records.parent / "{env}"))
+    results = json.loads((tmp_path / "priors" / "single_demo.json").read_text())["envs"]["pointmass"]
+    assert set(results) == {"nppac (1 demo)", "nppac (1 best demo)", "nppac (6 demos)", "kl:mlp (6 demos)"}
+    ran = json.loads((records / "1-best-demos" / "nppac" / "sweep.json").read_text())["demos"]
+    assert ran["pick"] == "best" and len(ran["episodes"]) == 1 and ran["num_episodes"] == 1
+    assert "nppac (1 best demo)" in (tmp_path / "priors" / "table.md").read_text()
     # a record of other demonstrations or other prior options is not the same runs
-    sys.path.insert(0, str(ROOT / "experiments"))
+    _use_experiments_modules(monkeypatch)
     import harness
 
     from kl_rl.config import TrainConfig
@@ -133,6 +143,8 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(tmp_path):
     demos = tmp_path / "priors" / "pointmass_demos.npz"
     assert harness._same_source(records / "nppac", config, args, demos, 6)
     assert not harness._same_source(records / "nppac", config, args, demos, 1)
+    assert not harness._same_source(records / "1-demos" / "nppac", config, args, demos, 1, "best")
+    assert harness._same_source(records / "1-best-demos" / "nppac", config, args, demos, 1, "best")
     assert not harness._same_source(records / "nppac", config, args, tmp_path / "other.npz", 6)
     record = json.loads((records / "nppac" / "sweep.json").read_text())
     record["prior"]["options"]["num_inducing"] += 1

@@ -197,6 +197,19 @@ def test_a_damaged_prior_cache_entry_is_refitted(tmp_path, pointmass_demos, dama
         == f"cache {entry.name}"  # the refit replaced the damaged entry; recorded by key, not by path
 
 
+def test_the_best_episodes_have_their_own_prior_cache_entry(tmp_path, pointmass_demos):
+    """One episode picked by return is not the file's first: its fit gets a cache entry of its own."""
+    from kl_rl import demos as demos_lib
+    from kl_rl.prior_source import get_prior
+
+    options = {"steps": 5, "hidden_sizes": (8,)}
+    demos_path = tmp_path / "demos.npz"
+    demos_path.write_bytes(b"stands in for the demonstrations file")
+    for pick in ("first", "best", "first"):
+        get_prior("mlp", demos_lib.select(pointmass_demos, 1, pick), demos_path, 1, options, 0, str(tmp_path / "c"))
+    assert len(list((tmp_path / "c").iterdir())) == 2
+
+
 def test_a_record_names_demonstrations_under_the_working_directory_relatively(tmp_path, monkeypatch):
     """sweep.json's demonstrations path: relative where the file lies under the working directory
     (a record committed from a checkout names no machine's folders), as given elsewhere."""
