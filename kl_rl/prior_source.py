@@ -39,6 +39,9 @@ def load_demos(env: str, obs_size: int, action_size: int, path: Path | None = No
                num_demos: int | None = None, pick: str = "first") -> tuple[demos_lib.Demonstrations, Path]:
     """The run's demonstrations, checked against the env's dims; ``num_demos`` episodes of them
     (the first, or with ``pick="best"`` the highest-return ones)."""
+    if pick != "first" and num_demos is None:  # a pick of all episodes is no pick: say so, not ignore it
+        raise demos_lib.DemosError(f"--demo-pick {pick} chooses among episodes: give --num-demos N too "
+                                   "(without it every episode is used)")
     default = default_demos_path(env)
     path = Path(path) if path is not None else default
     if not path.with_suffix(".npz").exists():

@@ -329,6 +329,7 @@ def test_evaluate_bad_input(trained, workdir, args, expected):
     (["train", *TINY, "--alpha", "abc"], "could not convert string to float: 'abc'"),
     (["sweep", *TINY, "--seeds"], "Missing value for argument '--seeds'"),
     (["trian"], "available subcommands: train, demos"),
+    (["train", "--algo", "nppac", *TINY[2:], "--demo-pick", "best"], "--demo-pick best chooses among episodes"),
 ])
 def test_bad_input_catalogue(workdir, pointmass_demos_file, args, expected):
     """More of the bad-input catalogue: each a one-line error with exit code 2, no traceback,

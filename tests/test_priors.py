@@ -208,6 +208,10 @@ def test_the_best_episodes_have_their_own_prior_cache_entry(tmp_path, pointmass_
     for pick in ("first", "best", "first"):
         get_prior("mlp", demos_lib.select(pointmass_demos, 1, pick), demos_path, 1, options, 0, str(tmp_path / "c"))
     assert len(list((tmp_path / "c").iterdir())) == 2
+    from kl_rl.prior_source import load_demos
+
+    with pytest.raises(demos_lib.DemosError, match="give --num-demos N too"):
+        load_demos("pointmass", 2, 2, demos_path, None, "best")
 
 
 def test_a_record_names_demonstrations_under_the_working_directory_relatively(tmp_path, monkeypatch):
