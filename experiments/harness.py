@@ -85,7 +85,8 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def finish(args: argparse.Namespace, name: str, text: str, payload: dict[str, Any],
            started: float | None = None) -> None:
     """Writes ``table.md`` (the command, the machine, the wall time, then ``text``) and
-    ``<name>.json``, each via a temporary file so a kill leaves the old or the new file."""
+    ``<name>.json``, each via a temporary file so a kill leaves the old or the new file; in
+    ``results/<name>`` (not ``--out`` or quick runs), then the results report's generated tables."""
     from kl_rl.run_folder import write_json_atomic
 
     out = resolve_out(args)
@@ -97,6 +98,10 @@ def finish(args: argparse.Namespace, name: str, text: str, payload: dict[str, An
     (out / "table.md.tmp").write_text(header + text)
     (out / "table.md.tmp").replace(out / "table.md")  # renamed when complete: a kill leaves the old or new file
     write_json_atomic(out / f"{name}.json", {"command": command, "quick": args.quick, **payload})
+    if out == ROOT / "results" / name:  # the real records: regenerate the results report's tables from them
+        from report import update_report
+
+        update_report()
     print(header + text)
 
 
@@ -352,9 +357,11 @@ def seed_table(results: dict[str, list[list[dict[str, Any]]]]) -> tuple[list[lis
         worst_cells = ["-" if np.isnan(worst[n]) else f"{worst[n]:.3g}" for n in worst]
         minutes = training_seconds(runs) / 60
         error = runs[0][-1].get("diverged") if runs[0] else None
+        curve = mean_curve(runs)
         if error:  # no final return and no comparable area under the curve: the runs stopped early
             steps = runs[0][-1]["env_steps"]
-            summary[label] = {"diverged": error, "diverged_at_env_steps": steps, **worst, "train_minutes": minutes}
+            summary[label] = {"seeds": len(runs), "diverged": error, "diverged_at_env_steps": steps, **worst,
+                              "train_minutes": minutes, "curve": curve}
             rows.append([label, len(runs), f"diverged at {steps:,} steps", "-", "-", "-", "-", *worst_cells,
                          f"{minutes:.0f}"])
             continue
@@ -363,10 +370,28 @@ def seed_table(results: dict[str, list[list[dict[str, Any]]]]) -> tuple[list[lis
         success = {k: record[k] for k in ("success_final", "success_auc") if k in record}  # door
         final_evals = [seed_rows[-1].get("final_eval") for seed_rows in runs]
         per_seed = {"final_eval": final_evals} if all(final_evals) else {}
-        summary[label] = {"final": final, "auc": auc, **success, **per_seed, **worst, "train_minutes": minutes}
+        summary[label] = {"seeds": len(runs), "final": final, "auc": auc, **success, **per_seed, **worst,
+                          "train_minutes": minutes, "curve": curve}
         rows.append([label, final["n"], format_ci(final), f"{final['iqm']:.1f}", format_ci(auc), f"{auc['iqm']:.1f}",
                      final_eval_cell(summary[label], "mean"), *worst_cells, f"{minutes:.0f}"])
     return rows, summary
+
+
+def mean_curve(runs: list[list[dict[str, Any]]]) -> dict[str, list[float]]:
+    """The label's evaluation curve, mean over seeds: ``env_steps`` [K] and ``eval_return`` [K] (and
+    ``eval_success`` [K] where the runs report one), over the evaluations every seed has (the seeds
+    of a sweep share one schedule; a diverged label's stop where it stopped)."""
+    from kl_rl.sweep_summary import eval_curve
+
+    out: dict[str, list[float]] = {}
+    for key in ("eval_return", "eval_success"):
+        curves = [eval_curve(rows, key) for rows in runs]
+        k = min((len(steps) for steps, _ in curves), default=0)
+        if k == 0:
+            continue
+        out.setdefault("env_steps", [float(x) for x in curves[0][0][:k]])
+        out[key] = [float(x) for x in np.mean([values[:k] for _, values in curves], axis=0)]
+    return out
 
 
 def training_seconds(runs: list[list[dict[str, Any]]]) -> float:

@@ -177,7 +177,7 @@ def _use_experiments_modules(monkeypatch) -> None:
     """Import experiments/' scripts afresh, restored after the test: benchmarks/ has a ``harness``
     module too, and whichever a previous test imported would otherwise shadow the other."""
     monkeypatch.syspath_prepend(str(ROOT / "experiments"))
-    for name in ("harness", "door", "headline"):
+    for name in ("harness", "door", "headline", "priors", "report"):
         monkeypatch.delitem(sys.modules, name, raising=False)
 
 
@@ -199,6 +199,11 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
                "kl:mlp": [rows([0.3, 0.0]) + [{"diverged": "critic_loss is nan", "env_steps": 5000}]] * 3}
     _, summary = seed_table(results)
     np.testing.assert_allclose(summary["nppac"]["success_final"]["mean"], 0.9)
+    # the mean curve over seeds, which the results report's tables read; a diverged label's stops where it stopped
+    assert summary["nppac"]["curve"]["env_steps"] == [0.0, 5000.0, 10000.0]
+    np.testing.assert_allclose(summary["nppac"]["curve"]["eval_success"], [0.3, 0.5, 0.9])
+    np.testing.assert_allclose(summary["nppac"]["curve"]["eval_return"], [-155.0, -125.0, -65.0])
+    assert summary["kl:mlp"]["curve"]["env_steps"] == [0.0, 5000.0] and summary["kl:mlp"]["seeds"] == 3
     auc = np.mean([0.625, 0.475, 0.55])  # each seed's trapezoids over 0, 5k, 10k
     np.testing.assert_allclose(summary["nppac"]["success_auc"]["mean"], auc)
     nppac, mlp = success_rows(summary)
@@ -286,6 +291,71 @@ def test_headline_verdicts_from_the_summary_table(monkeypatch, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "headline.py"), "--csv", str(table),
                            "--readme", str(tmp_path / "other.md")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "does not exist" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def _report_fixture(tmp_path: Path) -> tuple[Path, Path]:
+    """A results folder with one experiment's JSON (nppac over 3 seeds, kl:mlp diverged, built
+    by ``harness.seed_table`` as the scripts build it) and a report asking for its table."""
+    from harness import seed_table
+
+    def rows(returns: list[float], kl: float) -> list[dict]:
+        return [{"env_steps": 5120 * i, "eval_return": r, "kl_max": kl * (i + 1), "prior_std_min": 0.1 / (i + 1),
+                 "wall_seconds": 60.0 * i, "pretrain_seconds": 60.0 if i == 0 else None}
+                for i, r in enumerate(returns)]
+
+    final = {"episodes": 50, "mean": 1000.4, "std_err": 12.6}
+    nppac = [rows([100.0 * s, 200.0, 300.0, 400.0], 10.0) for s in (1, 2, 3)]
+    nppac = [seed[:-1] + [{**seed[-1], "final_eval": final}] for seed in nppac]
+    mlp = [rows([150.0, -50.0], 2e7) + [{"diverged": "critic_loss is nan", "env_steps": 5120}]] * 3
+    _, summary = seed_table({"nppac": nppac, "kl:mlp": mlp})
+    results = tmp_path / "results"
+    (results / "exp").mkdir(parents=True)
+    (results / "exp" / "exp.json").write_text(json.dumps({"envs": {"hopper": summary}}))
+    report = tmp_path / "report.md"
+    report.write_text("intro\n<!-- table: exp/exp.json envs.hopper columns=seeds,final,curve,final_eval,kl,std,train "
+                      "labels=nppac;kl:mlp;sac -->\nstale\n<!-- table:end -->\n\n<!-- plan:start -->\nold\n"
+                      "<!-- plan:end -->\noutro\n")
+    return results, report
+
+
+def test_report_tables_are_generated_from_the_experiment_records(monkeypatch, tmp_path):
+    _use_experiments_modules(monkeypatch)
+    import report
+
+    results, path = _report_fixture(tmp_path)
+    monkeypatch.setattr(report, "PLAN", (("hopper", "exp/exp.json", "envs.hopper", "exp.py", ("nppac", "sac")),))
+    assert report.update_report(path, results)
+    text = path.read_text()
+    assert text.startswith("intro\n") and text.endswith("<!-- plan:end -->\noutro\n") and "stale" not in text
+    lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
+    # mean over seeds 400 (a CI of three equal values is the value), the curve at 0 / 5k / 10k / 15k /
+    # 50k (nearest evaluations; past the run's end "-"), each seed's final evaluation, the worst KL and std
+    assert lines["| nppac"] == ("| nppac | 3 | 400 [400, 400] | 200 / 200 / 300 / 400 / - | 1000 ± 13, 1000 ± 13, "
+                                "1000 ± 13 (50 ep.) | 40 | 0.025 | 4 |")
+    assert lines["| kl:mlp"] == ("| kl:mlp | 3 | diverged at 5,120 | 150 / -50 / - / - / - | - | 4e7 | 0.05 | 2 |")
+    assert lines["| sac"].count("no record") == 7
+    assert lines["| hopper"] == "| hopper | `exp.py` | nppac 4, kl:mlp 2 (diverged) | sac |"
+    assert report.update_report(path, results) and path.read_text() == text  # rendering twice changes nothing
+    assert [report._magnitude(x) for x in (4300.0, 43.0, 0.154, 1.2e16, 5.5e-9, None, float("nan"))] == [
+        "4,300", "43", "0.154", "1.2e16", "5.5e-9", "-", "-"]
+    # bad markers: one line, exit 2, the report left as it was
+    path.write_text(text.replace("columns=seeds,", "columns=seed,"))
+    before = path.read_text()
+    for extra, message in ((["--report", str(path)], "unknown column 'seed' at exp/exp.json (envs.hopper)"),
+                           (["--report", str(tmp_path / "nosuch.md")], "does not exist")):
+        proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "report.py"), "--results", str(results),
+                               *extra], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert path.read_text() == before
+
+
+def test_results_report_tables_are_the_ones_generated_from_the_records(monkeypatch):
+    _use_experiments_modules(monkeypatch)
+    from report import render
+
+    text = (ROOT / "results" / "README.md").read_text()
+    assert "<!-- table:end -->" in text and "<!-- plan:start -->" in text
+    assert render(text) == text, "results/README.md's tables are stale: run python experiments/report.py"
 
 
 def test_readme_headline_is_the_one_generated_from_results_summary(monkeypatch):

@@ -1,0 +1,230 @@
+"""The results report's tables, generated from the experiments' JSON records (never edited by hand).
+
+Every table of ``results/README.md`` drawn from a run sits between two marker lines::
+
+    <!-- table: door/door.json sources.human columns=seeds,success_final,final_success [labels=nppac;sac] -->
+    <!-- table:end -->
+
+and is rendered from that section of an experiment's JSON (``harness.finish`` writes it from the
+experiment's committed records at every invocation): one row per label (all of the section's, or
+those of ``labels=``, ``;``-separated, in that order), one column per name of ``COLUMNS``. The
+plan table between ``<!-- plan:start -->`` and ``<!-- plan:end -->`` lists per task of ``PLAN``
+the labels recorded, with their training minutes, and the planned ones still to run. The harness
+calls ``update_report`` whenever an experiment rewrites its JSON under ``results/``, so a rerun
+label updates the report as it updates ``results/summary.csv`` and the README's headline.
+
+    python experiments/report.py [--report results/README.md] [--results results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import markdown_table  # noqa: E402
+from priors import LABELS as PRIOR_LABELS  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE = re.compile(r"<!-- table: (?P<file>\S+) (?P<section>\S+) columns=(?P<columns>\S+)"
+                   r"(?: labels=(?P<labels>.+?))? -->\n(?P<body>.*?)<!-- table:end -->", re.S)
+PLAN_START, PLAN_END = "<!-- plan:start -->", "<!-- plan:end -->"
+CURVE_STEPS = (0, 5_000, 10_000, 15_000, 50_000)  # "mean eval at": the evaluation nearest each
+
+
+class MarkerError(ValueError):
+    """A generated block's marker names something this module cannot render."""
+
+
+def _magnitude(value: float | None) -> str:
+    """A diagnostic's size, short: 4,300 / 43 / 0.154 / 1.2e16 / 5.5e-9; "-" when none was logged."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value == 0 or 1e-3 <= abs(value) < 1e4:
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa.removesuffix('.0')}e{int(exponent)}"
+
+
+def _ci(rec: dict[str, Any], key: str, digits: int) -> str:
+    """``mean [ci_low, ci_high]`` of one measure; where the label diverged, the step it stopped at."""
+    if "diverged" in rec:
+        return f"diverged at {int(rec['diverged_at_env_steps']):,}"
+    if key not in rec:
+        return "-"
+    s = rec[key]
+    return f"{s['mean']:.{digits}f} [{s['ci_low']:.{digits}f}, {s['ci_high']:.{digits}f}]"
+
+
+def _range(rec: dict[str, Any], key: str) -> str:
+    """``mean [min, max]`` over seeds (the benchmarks' summaries record the range, not a CI)."""
+    return f"{rec[f'{key}_mean']:.0f} [{rec[f'{key}_min']:.0f}, {rec[f'{key}_max']:.0f}]"
+
+
+def _curve(rec: dict[str, Any], key: str, percent: bool) -> str:
+    """The mean-over-seeds curve at the evaluations nearest ``CURVE_STEPS``; "-" past its end."""
+    curve = rec.get("curve") or {}
+    steps, values = curve.get("env_steps") or [], curve.get(key) or []
+    if not values:
+        return "-"
+    spacing = steps[1] - steps[0] if len(steps) > 1 else 0.0
+    cells = []
+    for target in CURVE_STEPS:
+        if target > steps[-1] + spacing / 2:
+            cells.append("-")
+            continue
+        value = values[min(range(len(steps)), key=lambda i: abs(steps[i] - target))]
+        cells.append(f"{value:.0%}" if percent else f"{value:.0f}")
+    return " / ".join(cells)
+
+
+def _final_eval(rec: dict[str, Any], success: bool) -> str:
+    """Each seed's final many-episode evaluation: return mean ± standard error, or success rate."""
+    evals = rec.get("final_eval")
+    if not evals or (success and any("success_rate" not in e for e in evals)):
+        return "-"
+    cells = [f"{e['success_rate']:.0%}" if success else f"{e['mean']:.0f} ± {e['std_err']:.0f}" for e in evals]
+    return f"{', '.join(cells)} ({evals[0]['episodes']} ep.)"
+
+
+def _seeds(rec: dict[str, Any]) -> str:
+    return str(rec.get("seeds") or rec.get("final", {}).get("n") or "-")
+
+
+COLUMNS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "seeds": ("seeds", _seeds),
+    "final": ("final return: mean [95% CI]", lambda r: _ci(r, "final", 0)),
+    "auc": ("AUC: mean [95% CI]", lambda r: _ci(r, "auc", 0)),
+    "success_final": ("final success: mean [95% CI]", lambda r: _ci(r, "success_final", 2)),
+    "success_auc": ("success AUC: mean [95% CI]", lambda r: _ci(r, "success_auc", 2)),
+    "curve": ("mean eval at 0 / 5k / 10k / 15k / 50k", lambda r: _curve(r, "eval_return", False)),
+    "success_curve": ("mean success at 0 / 5k / 10k / 15k / 50k", lambda r: _curve(r, "eval_success", True)),
+    "final_eval": ("final eval per seed (mean ± s.e.)", lambda r: _final_eval(r, False)),
+    "final_success": ("final eval success per seed", lambda r: _final_eval(r, True)),
+    "kl": ("max KL", lambda r: _magnitude(r.get("kl_max"))),
+    "grad": ("max critic ‖∇‖", lambda r: _magnitude(r.get("critic_grad_norm"))),
+    "std": ("min prior std", lambda r: _magnitude(r.get("prior_std_min"))),
+    "train": ("train min", lambda r: f"{r['train_minutes']:.0f}" if "train_minutes" in r else "-"),
+    "final_range": ("final: mean [min, max over seeds]", lambda r: _range(r, "final")),
+    "auc_range": ("AUC: mean [min, max over seeds]", lambda r: _range(r, "auc")),
+}
+
+RLPD = "rlpd@num_critics=2,utd=1"  # RLPD at what this CPU affords
+PLANNED = ("nppac", "nppac+", "kl:mlp", "sac", RLPD)  # every task; the other priors and bc-sac on two
+# (task, JSON under results/, section, the command that trains one of its labels, the labels the plan asks for)
+PLAN: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    *((env, "priors/priors.json", f"envs.{env}", f"priors.py --envs {env} --labels <label>",
+       PRIOR_LABELS if env in ("halfcheetah", "hopper") else PLANNED)
+      for env in ("halfcheetah", "hopper", "walker2d", "ant")),
+    ("door, shipped demonstrations", "door/door.json", "sources.shipped",
+     "door.py --sources shipped --batch-size 256 --labels <label>", PRIOR_LABELS),
+    ("door, DAPG's human demonstrations", "door/door.json", "sources.human",
+     "door.py --sources human --batch-size 256 --labels <label>", (*PLANNED, "bc-sac")),
+    ("one demonstration, halfcheetah", "single_demo/single_demo.json", "envs.halfcheetah",
+     "single_demo.py --envs halfcheetah --demo-counts 1 --batch-size 256 --labels <algo>",
+     ("nppac (1 demo)", "kl:mlp (1 demo)", "nppac (15 demos)", "kl:mlp (15 demos)")),
+    ("one demonstration, door", "single_demo/single_demo.json", "envs.door",
+     "single_demo.py --envs door --demo-counts 1 --pick best --batch-size 256 --labels <algo>",
+     ("nppac (1 best demo)", "kl:mlp (1 best demo)", "nppac (25 demos)", "kl:mlp (25 demos)")),
+)
+
+
+def section(results: Path, file: str, path: str) -> dict[str, dict[str, Any]] | None:
+    """The labels' records at ``path`` (dot-separated keys) of ``results/<file>``; None where absent."""
+    target = results / file
+    if not target.exists():
+        return None
+    node: Any = json.loads(target.read_text())
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def render_table(records: dict[str, dict[str, Any]] | None, columns: Sequence[str],
+                 labels: Sequence[str] | None = None, where: str = "") -> str:
+    """One markdown row per label of ``records`` (or of ``labels``, in their order): ``algo``, then
+    each of ``columns``; a label without a record says so."""
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown:
+        raise MarkerError(f"unknown column {unknown[0]!r}{where}; choose from {', '.join(COLUMNS)}")
+    if records is None:
+        return f"No record{where} yet."
+    rows = []
+    for label in labels or list(records):
+        rec = records.get(label)
+        rows.append([label, *(COLUMNS[c][1](rec) if rec is not None else "no record" for c in columns)])
+    return markdown_table(["algo", *(COLUMNS[c][0] for c in columns)], rows)
+
+
+def render_plan(results: Path) -> str:
+    """Per task of ``PLAN``: its command, the labels recorded (training minutes, pretraining
+    included; "diverged" where the run stopped on a non-finite metric) and the planned labels
+    without a record."""
+    rows = []
+    for task, file, path, command, planned in PLAN:
+        records = section(results, file, path) or {}
+        done = [f"{label} {rec['train_minutes']:.0f}{' (diverged)' if 'diverged' in rec else ''}"
+                for label, rec in records.items() if "train_minutes" in rec]
+        missing = [label for label in planned if label not in records]
+        rows.append([task, f"`{command}`", ", ".join(done) or "-", ", ".join(missing) or "none"])
+    return markdown_table(["task", "command", "recorded (train min)", "still to run"], rows)
+
+
+def render(text: str, results: Path = ROOT / "results") -> str:
+    """``text`` with every table block and the plan block rendered from ``results``."""
+    def table(match: re.Match[str]) -> str:
+        file, path, labels = match["file"], match["section"], match["labels"]
+        body = render_table(section(results, file, path), match["columns"].split(","),
+                            [x.strip() for x in labels.split(";")] if labels else None, f" at {file} ({path})")
+        marker = match[0][:match.start("body") - match.start()]
+        return f"{marker}\n{body}\n\n<!-- table:end -->"
+
+    text = TABLE.sub(table, text)
+    if PLAN_START in text and PLAN_END in text:
+        head, rest = text.split(PLAN_START, 1)
+        _, tail = rest.split(PLAN_END, 1)
+        text = f"{head}{PLAN_START}\n\n{render_plan(results)}\n\n{PLAN_END}{tail}"
+    return text
+
+
+def update_report(report: Path = ROOT / "results" / "README.md", results: Path = ROOT / "results") -> bool:
+    """Rewrites ``report``'s generated blocks from ``results`` (the file replaced when complete);
+    False (the file left alone) where it has none."""
+    text = report.read_text()
+    if not TABLE.search(text) and PLAN_START not in text:
+        return False
+    new = render(text, results)
+    if new != text:
+        tmp = report.with_suffix(".md.tmp")
+        tmp.write_text(new)
+        tmp.replace(report)
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--report", type=Path, default=ROOT / "results" / "README.md")
+    parser.add_argument("--results", type=Path, default=ROOT / "results", help="the folder the JSON paths are under")
+    args = parser.parse_args(argv)
+    if not args.report.exists():
+        parser.exit(2, f"report: {args.report} does not exist; pass the report with --report\n")
+    try:
+        updated = update_report(args.report, args.results)
+    except MarkerError as err:
+        parser.exit(2, f"report: {err}\n")
+    if not updated:
+        parser.exit(2, f"report: {args.report} has no generated blocks; add '<!-- table: <file> <section> "
+                    f"columns=<names> -->' and '<!-- table:end -->' lines (or {PLAN_START} and {PLAN_END})\n")
+    print(f"report: rewrote the generated blocks of {args.report}")
+
+
+if __name__ == "__main__":
+    main()
