@@ -7,7 +7,10 @@ Every table of ``results/README.md`` drawn from a run sits between two marker li
 
 and is rendered from that section of an experiment's JSON (``harness.finish`` writes it from the
 experiment's committed records at every invocation): one row per label (all of the section's, or
-those of ``labels=``, ``;``-separated, in that order), one column per name of ``COLUMNS``. The
+those of ``labels=``, ``;``-separated, in that order), one column per name of ``COLUMNS``.
+Tables of other records (the pathology's rows, the variance's env x prior) sit between
+``<!-- rows: <file> <path with * for every key> [every=N] columns=... -->`` and
+``<!-- rows:end -->``, one column per name of ``ROW_COLUMNS``. The
 plan table between ``<!-- plan:start -->`` and ``<!-- plan:end -->`` lists per task of ``PLAN``
 the labels recorded, with their training minutes, and the planned ones still to run. The harness
 calls ``update_report`` whenever an experiment rewrites its JSON under ``results/``, so a rerun
@@ -34,6 +37,8 @@ from priors import LABELS as PRIOR_LABELS  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = re.compile(r"<!-- table: (?P<file>\S+) (?P<section>\S+) columns=(?P<columns>\S+)"
                    r"(?: labels=(?P<labels>.+?))? -->\n(?P<body>.*?)<!-- table:end -->", re.S)
+ROWS = re.compile(r"<!-- rows: (?P<file>\S+) (?P<section>\S+)(?: every=(?P<every>\d+))? columns=(?P<columns>\S+) -->\n"
+                  r"(?P<body>.*?)<!-- rows:end -->", re.S)
 PLAN_START, PLAN_END = "<!-- plan:start -->", "<!-- plan:end -->"
 CURVE_STEPS = (0, 5_000, 10_000, 15_000, 50_000)  # "mean eval at": the evaluation nearest each
 
@@ -115,6 +120,30 @@ COLUMNS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "auc_range": ("AUC: mean [min, max over seeds]", lambda r: _range(r, "auc")),
 }
 
+def _significant(value: float) -> str:
+    """Four significant digits, thousands separated: 0.3208 / 99.84 / 1064 / 10,740 / 107,500."""
+    return f"{float(f'{value:.4g}'):,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+# the other kind of block: one row per record of a list (every N-th) or of a "*"-keyed path, whose
+# cells see the record and the keys its "*"s matched (variance: env, prior)
+ROW_COLUMNS: dict[str, tuple[str, Callable[[dict[str, Any], list[str]], str]]] = {
+    "sigma0": ("sigma0", lambda r, k: f"{r['sigma0']:.3g}"),
+    "kl_closed": ("KL closed form", lambda r, k: _significant(r["kl_closed"])),
+    "kl_estimate": ("KL estimate", lambda r, k: _significant(r["kl_estimate"])),
+    "kl_tanh": ("KL, tanh policy", lambda r, k: _significant(r["kl_tanh"])),
+    "grad_closed": ("‖∇KL‖ closed form", lambda r, k: _significant(r["grad_closed"])),
+    "grad_estimate": ("‖∇KL‖ estimate", lambda r, k: _significant(r["grad_estimate"])),
+    "env": ("env", lambda r, k: k[0]),
+    "prior": ("prior", lambda r, k: k[-1]),
+    "nll": ("held-out NLL", lambda r, k: f"{r['nll']:.3f}"),
+    "std_near": ("std near", lambda r, k: f"{r['std_near']:.4f}"),
+    "std_far": ("std far", lambda r, k: f"{r['std_far']:.4f}"),
+    "far_near": ("far / near", lambda r, k: f"{r['std_far'] / r['std_near']:.2f}"),
+    "mean_action_return": ("mean-action return", lambda r, k: f"{r['mean_action_return']['mean']:.0f}"),
+    "fit_s": ("fit s", lambda r, k: f"{r['fit_seconds']:.0f}"),
+}
+
 RLPD = "rlpd@num_critics=2,utd=1"  # RLPD at what this CPU affords
 PLANNED = ("nppac", "nppac+", "kl:mlp", "sac", RLPD)  # every task; the other priors and bc-sac on two
 # (task, JSON under results/, section, the command that trains one of its labels, the labels the plan asks for)
@@ -148,6 +177,36 @@ def section(results: Path, file: str, path: str) -> dict[str, dict[str, Any]] | 
     return node
 
 
+def records_at(results: Path, file: str, path: str) -> list[tuple[list[str], dict[str, Any]]] | None:
+    """Every record at ``path`` of ``results/<file>``: a list's items, or one per key a ``*`` in the
+    path matches, each with the keys its ``*``s matched; None where the file or path is absent."""
+    target = results / file
+    if not target.exists():
+        return None
+    nodes: list[tuple[list[str], Any]] = [([], json.loads(target.read_text()))]
+    for key in path.split("."):
+        if key == "*":
+            nodes = [([*keys, name], child) for keys, node in nodes if isinstance(node, dict)
+                     for name, child in node.items()]
+        else:
+            nodes = [(keys, node[key]) for keys, node in nodes if isinstance(node, dict) and key in node]
+    if not nodes:
+        return None
+    return [(keys, item) for keys, node in nodes for item in (node if isinstance(node, list) else [node])]
+
+
+def render_rows(records: list[tuple[list[str], dict[str, Any]]] | None, columns: Sequence[str], every: int = 1,
+                where: str = "") -> str:
+    """One markdown row per record (every ``every``-th), one cell per name of ``ROW_COLUMNS``."""
+    unknown = [c for c in columns if c not in ROW_COLUMNS]
+    if unknown:
+        raise MarkerError(f"unknown column {unknown[0]!r}{where}; choose from {', '.join(ROW_COLUMNS)}")
+    if records is None:
+        return f"No record{where} yet."
+    rows = [[ROW_COLUMNS[c][1](rec, keys) for c in columns] for keys, rec in records[::every]]
+    return markdown_table([ROW_COLUMNS[c][0] for c in columns], rows)
+
+
 def render_table(records: dict[str, dict[str, Any]] | None, columns: Sequence[str],
                  labels: Sequence[str] | None = None, where: str = "") -> str:
     """One markdown row per label of ``records`` (or of ``labels``, in their order): ``algo``, then
@@ -179,15 +238,24 @@ def render_plan(results: Path) -> str:
 
 
 def render(text: str, results: Path = ROOT / "results") -> str:
-    """``text`` with every table block and the plan block rendered from ``results``."""
+    """``text`` with every table, rows and plan block rendered from ``results``."""
+    def block(match: re.Match[str], body: str, end: str) -> str:
+        marker = match[0][:match.start("body") - match.start()]
+        return f"{marker}\n{body}\n\n{end}"
+
     def table(match: re.Match[str]) -> str:
         file, path, labels = match["file"], match["section"], match["labels"]
         body = render_table(section(results, file, path), match["columns"].split(","),
                             [x.strip() for x in labels.split(";")] if labels else None, f" at {file} ({path})")
-        marker = match[0][:match.start("body") - match.start()]
-        return f"{marker}\n{body}\n\n<!-- table:end -->"
+        return block(match, body, "<!-- table:end -->")
 
-    text = TABLE.sub(table, text)
+    def rows(match: re.Match[str]) -> str:
+        file, path = match["file"], match["section"]
+        body = render_rows(records_at(results, file, path), match["columns"].split(","), int(match["every"] or 1),
+                           f" at {file} ({path})")
+        return block(match, body, "<!-- rows:end -->")
+
+    text = ROWS.sub(rows, TABLE.sub(table, text))
     if PLAN_START in text and PLAN_END in text:
         head, rest = text.split(PLAN_START, 1)
         _, tail = rest.split(PLAN_END, 1)
@@ -199,7 +267,7 @@ def update_report(report: Path = ROOT / "results" / "README.md", results: Path =
     """Rewrites ``report``'s generated blocks from ``results`` (the file replaced when complete);
     False (the file left alone) where it has none."""
     text = report.read_text()
-    if not TABLE.search(text) and PLAN_START not in text:
+    if not TABLE.search(text) and not ROWS.search(text) and PLAN_START not in text:
         return False
     new = render(text, results)
     if new != text:

@@ -310,11 +310,15 @@ def _report_fixture(tmp_path: Path) -> tuple[Path, Path]:
     _, summary = seed_table({"nppac": nppac, "kl:mlp": mlp})
     results = tmp_path / "results"
     (results / "exp").mkdir(parents=True)
-    (results / "exp" / "exp.json").write_text(json.dumps({"envs": {"hopper": summary}}))
+    (results / "exp" / "exp.json").write_text(json.dumps({"envs": {"hopper": summary}, "rows": [
+        {"sigma0": 0.031622, "kl_closed": 10735.43}, {"sigma0": 0.01, "kl_closed": 0.320827}, {"sigma0": 1.0,
+                                                                                            "kl_closed": 99.838}]}))
     report = tmp_path / "report.md"
     report.write_text("intro\n<!-- table: exp/exp.json envs.hopper columns=seeds,final,curve,final_eval,kl,std,train "
                       "labels=nppac;kl:mlp;sac -->\nstale\n<!-- table:end -->\n\n<!-- plan:start -->\nold\n"
-                      "<!-- plan:end -->\noutro\n")
+                      "<!-- plan:end -->\n<!-- rows: exp/exp.json rows every=2 columns=sigma0,kl_closed -->\n"
+                      "<!-- rows:end -->\n<!-- rows: exp/exp.json envs.*.* columns=env,prior -->\n<!-- rows:end -->\n"
+                      "outro\n")
     return results, report
 
 
@@ -326,7 +330,10 @@ def test_report_tables_are_generated_from_the_experiment_records(monkeypatch, tm
     monkeypatch.setattr(report, "PLAN", (("hopper", "exp/exp.json", "envs.hopper", "exp.py", ("nppac", "sac")),))
     assert report.update_report(path, results)
     text = path.read_text()
-    assert text.startswith("intro\n") and text.endswith("<!-- plan:end -->\noutro\n") and "stale" not in text
+    assert text.startswith("intro\n") and text.endswith("<!-- rows:end -->\noutro\n") and "stale" not in text
+    # rows blocks: every other item of a list; one row per key a "*" matches
+    assert "| sigma0 | KL closed form |\n|---|---|\n| 0.0316 | 10,740 |\n| 1 | 99.84 |\n" in text
+    assert "| env | prior |\n|---|---|\n| hopper | nppac |\n| hopper | kl:mlp |\n" in text
     lines = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| ")}
     # mean over seeds 400 (a CI of three equal values is the value), the curve at 0 / 5k / 10k / 15k /
     # 50k (nearest evaluations; past the run's end "-"), each seed's final evaluation, the worst KL and std
@@ -334,7 +341,7 @@ def test_report_tables_are_generated_from_the_experiment_records(monkeypatch, tm
                                 "1000 ± 13 (50 ep.) | 40 | 0.025 | 4 |")
     assert lines["| kl:mlp"] == ("| kl:mlp | 3 | diverged at 5,120 | 150 / -50 / - / - / - | - | 4e7 | 0.05 | 2 |")
     assert lines["| sac"].count("no record") == 7
-    assert lines["| hopper"] == "| hopper | `exp.py` | nppac 4, kl:mlp 2 (diverged) | sac |"
+    assert "\n| hopper | `exp.py` | nppac 4, kl:mlp 2 (diverged) | sac |\n" in text
     assert report.update_report(path, results) and path.read_text() == text  # rendering twice changes nothing
     assert [report._magnitude(x) for x in (4300.0, 43.0, 0.154, 1.2e16, 5.5e-9, None, float("nan"))] == [
         "4,300", "43", "0.154", "1.2e16", "5.5e-9", "-", "-"]
