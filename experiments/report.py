@@ -34,9 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import markdown_table  # noqa: E402
 from priors import LABELS as PRIOR_LABELS  # noqa: E402
 
+from kl_rl.sweep_summary import format_ci  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = re.compile(r"<!-- table: (?P<file>\S+) (?P<section>\S+) columns=(?P<columns>\S+)"
-                   r"(?: labels=(?P<labels>.+?))? -->\n(?P<body>.*?)<!-- table:end -->", re.S)
+                   r"(?: labels=(?P<labels>[^\n]+?))? -->\n(?P<body>.*?)<!-- table:end -->", re.S)
 ROWS = re.compile(r"<!-- rows: (?P<file>\S+) (?P<section>\S+)(?: every=(?P<every>\d+))? columns=(?P<columns>\S+) -->\n"
                   r"(?P<body>.*?)<!-- rows:end -->", re.S)
 PLAN_START, PLAN_END = "<!-- plan:start -->", "<!-- plan:end -->"
@@ -61,10 +63,7 @@ def _ci(rec: dict[str, Any], key: str, digits: int) -> str:
     """``mean [ci_low, ci_high]`` of one measure; where the label diverged, the step it stopped at."""
     if "diverged" in rec:
         return f"diverged at {int(rec['diverged_at_env_steps']):,}"
-    if key not in rec:
-        return "-"
-    s = rec[key]
-    return f"{s['mean']:.{digits}f} [{s['ci_low']:.{digits}f}, {s['ci_high']:.{digits}f}]"
+    return format_ci(rec[key], digits) if key in rec else "-"
 
 
 def _range(rec: dict[str, Any], key: str) -> str:
@@ -120,6 +119,7 @@ COLUMNS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "auc_range": ("AUC: mean [min, max over seeds]", lambda r: _range(r, "auc")),
 }
 
+
 def _significant(value: float) -> str:
     """Four significant digits, thousands separated: 0.3208 / 99.84 / 1064 / 10,740 / 107,500."""
     return f"{float(f'{value:.4g}'):,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
@@ -164,19 +164,6 @@ PLAN: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
 )
 
 
-def section(results: Path, file: str, path: str) -> dict[str, dict[str, Any]] | None:
-    """The labels' records at ``path`` (dot-separated keys) of ``results/<file>``; None where absent."""
-    target = results / file
-    if not target.exists():
-        return None
-    node: Any = json.loads(target.read_text())
-    for key in path.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
 def records_at(results: Path, file: str, path: str) -> list[tuple[list[str], dict[str, Any]]] | None:
     """Every record at ``path`` of ``results/<file>``: a list's items, or one per key a ``*`` in the
     path matches, each with the keys its ``*``s matched; None where the file or path is absent."""
@@ -205,6 +192,12 @@ def render_rows(records: list[tuple[list[str], dict[str, Any]]] | None, columns:
         return f"No record{where} yet."
     rows = [[ROW_COLUMNS[c][1](rec, keys) for c in columns] for keys, rec in records[::every]]
     return markdown_table([ROW_COLUMNS[c][0] for c in columns], rows)
+
+
+def section(results: Path, file: str, path: str) -> dict[str, dict[str, Any]] | None:
+    """The labels' records at ``path`` (dot-separated keys) of ``results/<file>``; None where absent."""
+    found = records_at(results, file, path)
+    return found[0][1] if found else None
 
 
 def render_table(records: dict[str, dict[str, Any]] | None, columns: Sequence[str],
