@@ -36,6 +36,7 @@ from harness import (  # noqa: E402
     prepare_jax,
     report_env,
     resolve_out,
+    seeds_phrase,
     train_labels,
     with_recorded,
 )
@@ -122,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         results = {label: (shared | learned)[label] for label in ordered([*shared, *learned], LABELS)}
         figure = out / f"{env}-{source}.png"
         _, summary = report_env(args, f"door-{source}", env, results, figure,
-                                f"{env}, {source} demonstrations: {seeds} seeds")
+                                f"{env}, {source} demonstrations: {seeds_phrase(results)}")
         payload[source] = summary
-        sections.append(f"## {source} demonstrations\n\n{seeds} seeds, {cfg.total_steps:,} env steps each, batch "
-                        f"{batch_size}; figure `{figure.name}`.\n\n"
+        sections.append(f"## {source} demonstrations\n\n{seeds_phrase(results)}, {cfg.total_steps:,} env steps "
+                        f"each, batch {batch_size}; figure `{figure.name}`.\n\n"
                         + markdown_table(HEADER, success_rows(summary)) + "\n")
     finish(args, "door", "\n".join(sections), {"sources": payload, "seeds": seeds, "env": env,
                                                 "batch_size": batch_size}, started)

@@ -151,7 +151,8 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
     """Trains every ``algo[:prior]`` label for ``seeds`` seeds as one sweep program per label
     (seeds vmapped, sharded over the devices) into ``<out>/runs/<folder>/<label>``, and keeps a
     finished label's record in ``<out>/records/<folder>/<label>``. A label with a record (or a
-    finished sweep) of the same settings is read back instead of rerun, and one stopped part-way
+    finished sweep) of the same settings and at least ``seeds`` seeds is read back, all its seeds,
+    instead of rerun (one with fewer is trained again at ``seeds``), and one stopped part-way
     continues from its latest checkpoint, so an interrupted experiment loses at most the epochs
     since that checkpoint. Every other finished record of today's settings in the folder is read
     back too, after training (so one finished meanwhile by another process counts), and tables
@@ -175,22 +176,23 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         name = f"{folder}/{label_folder(label)}"
         sweep_dir, record_dir = out / "runs" / name, out / RECORDS / name
         expected = label_cfg.validate()
-        if _finished(record_dir) and _same_sweep(record_dir, expected, seeds, eval_every):
+        if _finished(record_dir) and _same_sweep(record_dir, expected, seeds, eval_every, at_least=True):
             print(f"{label}: read back from {record_dir}", flush=True)
-            results[label] = _label_rows(record_dir, seeds)
+            results[label] = _label_rows(record_dir)
             continue
         same_runs = [d for d in (other / label_folder(label) for other in reuse)
-                     if _finished(d) and _same_sweep(d, expected, seeds, eval_every)
+                     if _finished(d) and _same_sweep(d, expected, seeds, eval_every, at_least=True)
                      and _same_source(d, expected, args, demos, num_demos, demo_pick)]
         if same_runs:
             print(f"{label}: read back from {same_runs[0]} (the same runs)", flush=True)
-            results[label] = _label_rows(same_runs[0], seeds)
+            results[label] = _label_rows(same_runs[0])
             continue
         if label not in labels:  # read back only
             continue
         diverged = sweep_dir / DIVERGED_FILE
-        same = (sweep_dir / "sweep.json").exists() and _same_sweep(sweep_dir, expected, seeds, eval_every)
-        if not (_finished(sweep_dir) and same):
+        ran = (sweep_dir / "sweep.json").exists()
+        same = ran and _same_sweep(sweep_dir, expected, seeds, eval_every)
+        if not (_finished(sweep_dir) and ran and _same_sweep(sweep_dir, expected, seeds, eval_every, at_least=True)):
             diverged.unlink(missing_ok=True)
             try:
                 if same and checkpoint.latest_epoch(sweep_dir) is not None:  # stopped part-way: continue
@@ -204,12 +206,12 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
             except NonFiniteError as err:  # the pathology itself: a result, not a crash of the experiment
                 diverged.write_text(json.dumps({"error": str(err)}))
                 print(f"{label}: diverged ({err})", flush=True)
-        keep_record(sweep_dir, record_dir, seeds)
-        results[label] = _label_rows(sweep_dir, seeds)
+        keep_record(sweep_dir, record_dir)
+        results[label] = _label_rows(sweep_dir)
     # after training, so a label another process finished meanwhile is in this table too
-    for label in _recorded_labels(out / RECORDS / folder, cfg, seeds, eval_every, exclude=[*labels, *read_back]):
+    for label in _recorded_labels(out / RECORDS / folder, cfg, eval_every, exclude=[*labels, *read_back]):
         print(f"{label}: read back from {out / RECORDS / folder / label_folder(label)}", flush=True)
-        results[label] = _label_rows(out / RECORDS / folder / label_folder(label), seeds)
+        results[label] = _label_rows(out / RECORDS / folder / label_folder(label))
     return {label: results[label] for label in ordered(results, canonical)}
 
 
@@ -232,8 +234,9 @@ def ordered(labels: Sequence[str], canonical: Sequence[str]) -> list[str]:
     return sorted(unique, key=lambda label: (rank.get(label, len(rank)), unique.index(label)))
 
 
-def _recorded_labels(root: Path, cfg, seeds: int, eval_every: int, exclude: Sequence[str]) -> list[str]:
-    """Labels other than ``exclude`` whose finished record under ``root`` ran today's settings."""
+def _recorded_labels(root: Path, cfg, eval_every: int, exclude: Sequence[str]) -> list[str]:
+    """Labels other than ``exclude`` whose finished record under ``root`` ran today's settings, at
+    whatever seed count it ran (the tables show each label's)."""
     from kl_rl.sweep import label_config, label_from_folder
 
     found = []
@@ -243,7 +246,8 @@ def _recorded_labels(root: Path, cfg, seeds: int, eval_every: int, exclude: Sequ
             expected = label_config(cfg, label)
         except ValueError:  # not a label's folder, or a label today's options no longer accept
             continue
-        if label not in exclude and _finished(record_dir) and _same_sweep(record_dir, expected, seeds, eval_every):
+        if label not in exclude and _finished(record_dir) and _same_sweep(record_dir, expected, 1, eval_every,
+                                                                           at_least=True):
             found.append(label)
     return found
 
@@ -252,23 +256,44 @@ def _finished(sweep_dir: Path) -> bool:
     return (sweep_dir / "summary.csv").exists() or (sweep_dir / DIVERGED_FILE).exists()
 
 
-def keep_record(sweep_dir: Path, record_dir: Path, seeds: int) -> None:
+def keep_record(sweep_dir: Path, record_dir: Path) -> None:
     """Copies a finished label's sweep.json, per-seed metrics.jsonl and final evaluation, and its
-    summary (or divergence note) from ``sweep_dir`` into ``record_dir``; the finishing file goes
-    last, so a kill midway leaves a record that reads as unfinished."""
+    summary (or divergence note) from ``sweep_dir`` into ``record_dir``, dropping the seed folders
+    of an older record with more seeds; the finishing file goes last, so a kill midway leaves a
+    record that reads as unfinished."""
     import shutil
 
+    seeds = seed_count(sweep_dir)
+    for name in ("summary.csv", DIVERGED_FILE):  # an older record's finishing file
+        (record_dir / name).unlink(missing_ok=True)
     for s in range(seeds):
         (record_dir / f"base-s{s}").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(sweep_dir / f"base-s{s}" / "metrics.jsonl", record_dir / f"base-s{s}" / "metrics.jsonl")
+        (record_dir / f"base-s{s}" / FINAL_EVAL_FILE).unlink(missing_ok=True)
         final_eval = _final_eval(sweep_dir / f"base-s{s}")
         if final_eval is not None:
             (record_dir / f"base-s{s}" / FINAL_EVAL_FILE).write_text(json.dumps(final_eval, indent=1) + "\n")
-    for name in ("summary.csv", DIVERGED_FILE):  # an older record's finishing file
-        (record_dir / name).unlink(missing_ok=True)
+    for extra in record_dir.glob("base-s*"):
+        index = extra.name.removeprefix("base-s")
+        if index.isdigit() and int(index) >= seeds:
+            shutil.rmtree(extra)
     for name in ("sweep.json", "summary.csv", DIVERGED_FILE):
         if (sweep_dir / name).exists():
             shutil.copyfile(sweep_dir / name, record_dir / name)
+
+
+def seeds_phrase(results: dict[str, list[list[dict[str, Any]]]]) -> str:
+    """``3 seeds``, or ``3 to 5 seeds`` where the labels ran different counts (a label trained
+    again with more seeds stands beside records of fewer; each table row says its own)."""
+    counts = sorted({len(runs) for runs in results.values()})
+    if not counts:
+        return "no seeds"
+    return f"{counts[0]} seeds" if len(counts) == 1 else f"{counts[0]} to {counts[-1]} seeds (per label: column seeds)"
+
+
+def seed_count(sweep_dir: Path) -> int:
+    """How many seeds a label's sweep (or record) ran: its ``sweep.json``'s runs."""
+    return len(json.loads((sweep_dir / "sweep.json").read_text())["runs"])
 
 
 FINAL_EVAL_FILE = "final_eval.json"
@@ -284,11 +309,11 @@ def _final_eval(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def _label_rows(sweep_dir: Path, seeds: int) -> list[list[dict[str, Any]]]:
-    """Per seed, the metric rows of a finished label, the last one carrying the run's final
-    evaluation as ``final_eval`` where it has one; a diverged label's rows end in a row naming
-    the error."""
-    runs = [_read_rows(sweep_dir / f"base-s{s}" / "metrics.jsonl") for s in range(seeds)]
+def _label_rows(sweep_dir: Path) -> list[list[dict[str, Any]]]:
+    """Per seed (every seed the label ran), the metric rows of a finished label, the last one
+    carrying the run's final evaluation as ``final_eval`` where it has one; a diverged label's rows
+    end in a row naming the error."""
+    runs = [_read_rows(sweep_dir / f"base-s{s}" / "metrics.jsonl") for s in range(seed_count(sweep_dir))]
     for s, rows in enumerate(runs):
         final_eval = _final_eval(sweep_dir / f"base-s{s}")
         if rows and final_eval is not None:
@@ -299,16 +324,19 @@ def _label_rows(sweep_dir: Path, seeds: int) -> list[list[dict[str, Any]]]:
     return runs
 
 
-def _same_sweep(sweep_dir: Path, config: Any, seeds: int, eval_every: int) -> bool:
+def _same_sweep(sweep_dir: Path, config: Any, seeds: int, eval_every: int, at_least: bool = False) -> bool:
     """Whether ``sweep_dir`` ran ``config`` (a validated TrainConfig), compared by the settings its
-    algo reads (``TrainConfig.effective_settings``); the record is read as today's code resolves
-    it, so a folder from before a new option compares with that option's default."""
+    algo reads (``TrainConfig.effective_settings``), with ``seeds`` seeds (``at_least``: that many
+    or more, so a record of more seeds stands for a request of fewer); the record is read as
+    today's code resolves it, so a folder from before a new option compares with that option's
+    default."""
     from kl_rl.config import config_from_json
 
     record = json.loads((sweep_dir / "sweep.json").read_text())
     ran = config_from_json(record["config"]).validate()
     same = ran.effective_settings() == config.effective_settings()
-    return same and len(record["runs"]) == seeds and record["eval_every"] == eval_every
+    count = len(record["runs"])
+    return same and (count >= seeds if at_least else count == seeds) and record["eval_every"] == eval_every
 
 
 def _same_source(record_dir: Path, config: Any, args: argparse.Namespace, demos: Path | None,

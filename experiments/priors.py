@@ -29,6 +29,7 @@ from harness import (  # noqa: E402
     prepare_jax,
     report_env,
     resolve_out,
+    seeds_phrase,
     train_labels,
     with_recorded,
 )
@@ -56,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         if not results:  # records of other settings only
             continue
         rows, summary = report_env(args, "priors", env, results, out / f"{env}.png",
-                                   f"{env}: {seeds} seeds, {cfg.total_steps:,} steps")
+                                   f"{env}: {seeds_phrase(results)}, {cfg.total_steps:,} steps")
         payload[env] = summary
-        sections.append(f"## {env}\n\n{seeds} seeds, {cfg.total_steps:,} env steps each; figure `{env}.png`.\n\n"
+        sections.append(f"## {env}\n\n{seeds_phrase(results)}, {cfg.total_steps:,} env steps each; "
+                        f"figure `{env}.png`.\n\n"
                         + markdown_table(SEED_HEADER, rows) + "\n")
     finish(args, "priors", "\n".join(sections), {"envs": payload, "seeds": seeds}, started)
     return 0

@@ -36,6 +36,7 @@ from harness import (  # noqa: E402
     prepare_jax,
     report_env,
     resolve_out,
+    seeds_phrase,
     train_labels,
     with_recorded,
 )
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         payload[env] = summary
         success = any("success_final" in rec for rec in summary.values())  # a binary-reward task: success first
         table = markdown_table(SUCCESS_HEADER, success_rows(summary)) if success else markdown_table(SEED_HEADER, rows)
-        sections.append(f"## {env}\n\n{seeds} seeds, {cfg.total_steps:,} env steps each, batch "
+        sections.append(f"## {env}\n\n{seeds_phrase(results)}, {cfg.total_steps:,} env steps each, batch "
                         f"{cfg.validate().batch_size}; the prior (and nppac's pretraining) uses only N demonstration "
                         "episodes: the file's first N, or its N highest-return ones (\"best\"); figure "
                         f"`{env}.png`.\n\n" + table + "\n")

@@ -3,6 +3,7 @@ are in test_notebooks.py, a file of their own so pytest-xdist can run them besid
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -57,8 +58,6 @@ def test_priors_and_single_demo_run_through_the_sweep_runner(monkeypatch, tmp_pa
     nppac_dir = tmp_path / "priors" / "runs" / "pointmass" / "nppac"
     assert (nppac_dir / "summary.csv").exists()
     # the machine-readable table: one row per (experiment, env, label), the table's own numbers
-    import csv
-
     table = list(csv.DictReader((tmp_path / "priors" / "summary.csv").open()))
     assert [(r["experiment"], r["env"], r["label"]) for r in table] == [
         ("priors", "pointmass", label) for label in ("kl:mlp", "nppac", "sac")]
@@ -162,8 +161,6 @@ def test_door_experiment_runs_sac_once_for_every_source(tmp_path):
     assert (tmp_path / "runs" / "pointmass-shipped" / "rlpd+num_critics=3+utd=2" / "summary.csv").exists()
     table = (tmp_path / "table.md").read_text()
     assert "## shipped demonstrations" in table and "final success: mean [95% CI]" in table
-    import csv
-
     rows = {r["label"]: r for r in csv.DictReader((tmp_path / "summary.csv").open())}
     assert set(rows) == {"sac", "rlpd@num_critics=3,utd=2"} and rows["sac"]["experiment"] == "door-shipped"
     assert rows["sac"]["env"] == "pointmass" and rows["sac"]["success_final_mean"] == ""  # the toy has no success
@@ -212,7 +209,6 @@ def test_door_table_reports_success_and_divergence(monkeypatch, tmp_path):
     assert mlp[2] == "diverged at 5,000 steps"
     # the machine-readable table: success columns, a diverged label's step, an earlier row replaced
     import argparse
-    import csv
 
     from harness import update_summary_csv
 
@@ -260,8 +256,6 @@ def _summary_row(label: str, final: tuple, auc: tuple, **extra) -> dict:
 
 
 def test_headline_verdicts_from_the_summary_table(monkeypatch, tmp_path):
-    import csv
-
     _use_experiments_modules(monkeypatch)
     from headline import END, START, headline_rows, update_readme, verdict
 
@@ -434,6 +428,53 @@ def test_a_table_keeps_every_env_and_source_with_records(monkeypatch, tmp_path):
     table = (tmp_path / "door" / "table.md").read_text()
     assert 0 < table.index("## shipped demonstrations") < table.index("## human demonstrations")
     assert "| bc-sac | 3 |" in table.split("## human")[1] and "| bc-sac" not in table.split("## human")[0]
+
+
+def test_a_label_trained_again_with_more_seeds_stands_beside_records_of_fewer(monkeypatch, tmp_path):
+    """``--seeds 5`` for a label recorded at 3 trains it again at 5 (the "5 where affordable" of a
+    key comparison) while the other labels' 3-seed records stay in the table, each row with its own
+    count; a later default invocation (``--seeds 3``) reads the 5-seed record back, all its seeds,
+    instead of training 3 again. The training is faked from the committed hopper records."""
+    import kl_rl.sweep
+
+    _use_experiments_modules(monkeypatch)
+    import harness
+    import priors
+
+    recorded = ROOT / "results" / "priors" / "records" / "hopper"
+    out = tmp_path / "priors"
+    for label in ("sac", "kl-mlp"):
+        shutil.copytree(recorded / label, out / "records" / "hopper" / label)
+    calls = []
+
+    def fake_sweep(cfg, labels, runs, root, **kwargs):  # the 3 recorded seeds, and 2 more made of them
+        calls.append((labels, len(runs)))
+        shutil.copytree(recorded / "sac", root, dirs_exist_ok=True)
+        for s in range(3, len(runs)):
+            shutil.copytree(recorded / "sac" / f"base-s{s - 3}", root / f"base-s{s}", dirs_exist_ok=True)
+        sweep = json.loads((root / "sweep.json").read_text())
+        (root / "sweep.json").write_text(json.dumps({**sweep, "runs": [{"seed": s, "overrides": {}}
+                                                                       for s in range(len(runs))]}))
+
+    monkeypatch.setattr(kl_rl.sweep, "sweep_labels", fake_sweep)
+    assert priors.main(["--envs", "hopper", "--labels", "sac", "--seeds", "5", "--out", str(out)]) == 0
+    assert calls == [(["sac"], 5)]
+    assert sorted(p.name for p in (out / "records" / "hopper" / "sac").glob("base-s*")) == [
+        f"base-s{s}" for s in range(5)]
+    table = (out / "table.md").read_text()
+    assert "3 to 5 seeds (per label: column seeds)" in table and "| sac | 5 |" in table and "| kl:mlp | 3 |" in table
+    seeds = {row["label"]: row["seeds"] for row in csv.DictReader((out / "summary.csv").open())}
+    assert seeds == {"sac": "5", "kl:mlp": "3"}
+    # the default --seeds 3 reads the 5-seed record back: nothing trains, every seed is in the table
+    assert priors.main(["--envs", "hopper", "--labels", "sac", "kl:mlp", "--out", str(out)]) == 0
+    assert len(calls) == 1 and "| sac | 5 |" in (out / "table.md").read_text()
+    summary = json.loads((out / "priors.json").read_text())["envs"]["hopper"]
+    assert summary["sac"]["final"]["n"] == 5 and summary["kl:mlp"]["final"]["n"] == 3
+    # a record replaced by a sweep of fewer seeds keeps no seed folder of the older one
+    harness.keep_record(recorded / "kl-mlp", out / "records" / "hopper" / "sac")
+    assert sorted(p.name for p in (out / "records" / "hopper" / "sac").glob("base-s*")) == ["base-s0", "base-s1",
+                                                                                            "base-s2"]
+    assert harness.seeds_phrase({"a": [[]] * 3, "b": [[]] * 3}) == "3 seeds"
 
 
 def test_single_demo_rejects_more_demonstrations_than_shipped(tmp_path):
