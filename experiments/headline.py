@@ -94,7 +94,8 @@ def headline_rows(rows: Sequence[dict[str, str]]) -> list[list[str]]:
                 continue
             budget = f"{ours['seeds']} x {int(float(ours['env_steps'])):,}" if ours.get("env_steps") else ours["seeds"]
             if (theirs["seeds"], theirs.get("env_steps")) != (ours["seeds"], ours.get("env_steps")):
-                budget += f" (baseline {theirs['seeds']} x {theirs.get('env_steps') or '?'})"
+                steps = f"{int(float(theirs['env_steps'])):,}" if theirs.get("env_steps") else "?"
+                budget += f" (baseline {theirs['seeds']} x {steps})"
             a_ours, a_theirs = _interval(ours, auc_metric), _interval(theirs, auc_metric)
             f_ours, f_theirs = _interval(ours, final_metric), _interval(theirs, final_metric)
             out.append([_task(experiment, env) + (" (success)" if success else ""), label, budget,

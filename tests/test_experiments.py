@@ -264,9 +264,11 @@ def test_headline_verdicts_from_the_summary_table(monkeypatch, tmp_path):
     rows = [_summary_row("nppac", (3000, 2800, 3200), (2500, 2400, 2600)),
             _summary_row("sac", (3100, 2900, 3300), (1500, 1400, 1600)),       # ties on final, wins on AUC
             _summary_row("rlpd", (3500, 3300, 3700), (2550, 2450, 2650)),      # loses on final, ties on AUC
+            _summary_row("bc-sac", (3000, 2800, 3200), (2500, 2400, 2600), seeds="5"),  # other seed count
             _summary_row("nppac", (1, 0, 2), (1, 0, 2), env="walker2d")]       # no baseline: no line
     lines = {line[1]: line for line in headline_rows(rows)}
-    assert set(lines) == {"sac", "rlpd"} and lines["sac"][0] == "hopper" and lines["sac"][2] == "3 x 100,000"
+    assert set(lines) == {"sac", "rlpd", "bc-sac"} and lines["sac"][0] == "hopper" and lines["sac"][2] == "3 x 100,000"
+    assert lines["bc-sac"][2] == "3 x 100,000 (baseline 5 x 100,000)"
     assert (lines["sac"][5], lines["sac"][8]) == ("wins", "ties")
     assert (lines["rlpd"][5], lines["rlpd"][8]) == ("ties", "loses")
     assert lines["sac"][3] == "2500 [2400, 2600]" and lines["sac"][7] == "3100 [2900, 3300]"
