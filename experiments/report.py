@@ -145,6 +145,7 @@ ROW_COLUMNS: dict[str, tuple[str, Callable[[dict[str, Any], list[str]], str]]] =
 }
 
 RLPD = "rlpd@num_critics=2,utd=1"  # RLPD at what this CPU affords
+PLAN_SEEDS = 3  # the plan's seeds per label (a key comparison may have more)
 PLANNED = ("nppac", "nppac+", "kl:mlp", "sac", RLPD)  # every task; the other priors and bc-sac on two
 # (task, JSON under results/, section, the command that trains one of its labels, the labels the plan asks for)
 PLAN: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
@@ -218,13 +219,17 @@ def render_table(records: dict[str, dict[str, Any]] | None, columns: Sequence[st
 
 def render_plan(results: Path) -> str:
     """Per task of ``PLAN``: its command, the labels recorded (training minutes, pretraining
-    included; "diverged" where the run stopped on a non-finite metric) and the planned labels
-    without a record."""
+    included; the seed count where it is not ``PLAN_SEEDS``; "diverged" where the run stopped on a
+    non-finite metric) and the planned labels without a record."""
+    def cell(label: str, rec: dict[str, Any]) -> str:
+        notes = [f"{rec['seeds']} seeds"] if rec.get("seeds", PLAN_SEEDS) != PLAN_SEEDS else []
+        notes += ["diverged"] if "diverged" in rec else []
+        return f"{label} {rec['train_minutes']:.0f}" + (f" ({', '.join(notes)})" if notes else "")
+
     rows = []
     for task, file, path, command, planned in PLAN:
         records = section(results, file, path) or {}
-        done = [f"{label} {rec['train_minutes']:.0f}{' (diverged)' if 'diverged' in rec else ''}"
-                for label, rec in records.items() if "train_minutes" in rec]
+        done = [cell(label, rec) for label, rec in records.items() if "train_minutes" in rec]
         missing = [label for label in planned if label not in records]
         rows.append([task, f"`{command}`", ", ".join(done) or "-", ", ".join(missing) or "none"])
     return markdown_table(["task", "command", "recorded (train min)", "still to run"], rows)

@@ -290,7 +290,7 @@ def test_headline_verdicts_from_the_summary_table(monkeypatch, tmp_path):
 
 
 def _report_fixture(tmp_path: Path) -> tuple[Path, Path]:
-    """A results folder with one experiment's JSON (nppac over 3 seeds, kl:mlp diverged, built
+    """A results folder with one experiment's JSON (nppac over 3 seeds, kl:mlp over 5 diverged, built
     by ``harness.seed_table`` as the scripts build it) and a report asking for its table."""
     from harness import seed_table
 
@@ -302,7 +302,7 @@ def _report_fixture(tmp_path: Path) -> tuple[Path, Path]:
     final = {"episodes": 50, "mean": 1000.4, "std_err": 12.6}
     nppac = [rows([100.0 * s, 200.0, 300.0, 400.0], 10.0) for s in (1, 2, 3)]
     nppac = [seed[:-1] + [{**seed[-1], "final_eval": final}] for seed in nppac]
-    mlp = [rows([150.0, -50.0], 2e7) + [{"diverged": "critic_loss is nan", "env_steps": 5120}]] * 3
+    mlp = [rows([150.0, -50.0], 2e7) + [{"diverged": "critic_loss is nan", "env_steps": 5120}]] * 5
     _, summary = seed_table({"nppac": nppac, "kl:mlp": mlp})
     results = tmp_path / "results"
     (results / "exp").mkdir(parents=True)
@@ -335,9 +335,9 @@ def test_report_tables_are_generated_from_the_experiment_records(monkeypatch, tm
     # 50k (nearest evaluations; past the run's end "-"), each seed's final evaluation, the worst KL and std
     assert lines["| nppac"] == ("| nppac | 3 | 400 [400, 400] | 200 / 200 / 300 / 400 / - | 1000 ± 13, 1000 ± 13, "
                                 "1000 ± 13 (50 ep.) | 40 | 0.025 | 4 |")
-    assert lines["| kl:mlp"] == ("| kl:mlp | 3 | diverged at 5,120 | 150 / -50 / - / - / - | - | 4e7 | 0.05 | 2 |")
+    assert lines["| kl:mlp"] == ("| kl:mlp | 5 | diverged at 5,120 | 150 / -50 / - / - / - | - | 4e7 | 0.05 | 2 |")
     assert lines["| sac"].count("no record") == 7
-    assert "\n| hopper | `exp.py` | nppac 4, kl:mlp 2 (diverged) | sac |\n" in text
+    assert "\n| hopper | `exp.py` | nppac 4, kl:mlp 2 (5 seeds, diverged) | sac |\n" in text
     assert report.update_report(path, results) and path.read_text() == text  # rendering twice changes nothing
     assert [report._magnitude(x) for x in (4300.0, 43.0, 0.154, 1.2e16, 5.5e-9, None, float("nan"))] == [
         "4,300", "43", "0.154", "1.2e16", "5.5e-9", "-", "-"]
