@@ -21,6 +21,7 @@ from pathlib import Path
 
 from harness import markdown_table
 
+from kl_rl.run_folder import write_text_atomic
 from kl_rl.sweep_summary import format_ci
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,9 +126,7 @@ def update_readme(csv_path: Path = ROOT / "results" / "summary.csv", readme: Pat
     _, tail = rest.split(END, 1)
     new = f"{head}{START}\n{render(read_rows(csv_path))}\n{END}{tail}"
     if new != text:
-        tmp = readme.with_suffix(".md.tmp")
-        tmp.write_text(new)
-        tmp.replace(readme)
+        write_text_atomic(readme, new)
     return True
 
 

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import markdown_table  # noqa: E402
 from priors import LABELS as PRIOR_LABELS  # noqa: E402
 
+from kl_rl.run_folder import write_text_atomic  # noqa: E402
 from kl_rl.sweep_summary import format_ci  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,9 +270,7 @@ def update_report(report: Path = ROOT / "results" / "README.md", results: Path =
         return False
     new = render(text, results)
     if new != text:
-        tmp = report.with_suffix(".md.tmp")
-        tmp.write_text(new)
-        tmp.replace(report)
+        write_text_atomic(report, new)
     return True
 
 

@@ -210,9 +210,9 @@ for (var i = 0; i < commands.length; i++) {{
 
 
 def write_html(episode: Episode, path: Path, title: str, follow: bool = True) -> Path:
-    from kl_rl.run_folder import _write_atomic
+    from kl_rl.run_folder import write_text_atomic
 
-    _write_atomic(Path(path), html_page(scene_commands(episode, follow), title).encode("utf-8"))
+    write_text_atomic(Path(path), html_page(scene_commands(episode, follow), title))
     return Path(path)
 
 

@@ -82,6 +82,11 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     _write_atomic(path, json.dumps(payload, indent=2, default=str).encode())
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """``write_json_atomic`` for text (a generated report or README): all of it or the old file."""
+    _write_atomic(path, text.encode("utf-8"))
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(".tmp")
     try:
