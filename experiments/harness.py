@@ -43,7 +43,10 @@ def experiment_parser(doc: str | None, name: str) -> argparse.ArgumentParser:
     return parser
 
 
-def add_budget_args(parser: argparse.ArgumentParser, seeds: int = 3, total_steps: int = 100_000) -> None:
+SEEDS = 3  # the experiments' seeds per label unless --seeds asks for more (the plan's budget)
+
+
+def add_budget_args(parser: argparse.ArgumentParser, seeds: int = SEEDS, total_steps: int = 100_000) -> None:
     """The training budget of the RL experiments (ignored by --quick, which has its own)."""
     parser.add_argument("--seeds", type=int, default=seeds)
     parser.add_argument("--total-steps", type=int, default=total_steps)
@@ -190,9 +193,10 @@ def train_labels(args: argparse.Namespace, cfg, labels: Sequence[str], seeds: in
         if label not in labels:  # read back only
             continue
         diverged = sweep_dir / DIVERGED_FILE
-        ran = (sweep_dir / "sweep.json").exists()
-        same = ran and _same_sweep(sweep_dir, expected, seeds, eval_every)
-        if not (_finished(sweep_dir) and ran and _same_sweep(sweep_dir, expected, seeds, eval_every, at_least=True)):
+        covers = (sweep_dir / "sweep.json").exists() and _same_sweep(sweep_dir, expected, seeds, eval_every,
+                                                                      at_least=True)
+        same = covers and seed_count(sweep_dir) == seeds  # the very program asked for: resumable
+        if not (_finished(sweep_dir) and covers):
             diverged.unlink(missing_ok=True)
             try:
                 if same and checkpoint.latest_epoch(sweep_dir) is not None:  # stopped part-way: continue

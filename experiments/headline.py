@@ -75,6 +75,11 @@ def _task(experiment: str, env: str) -> str:
     return env if experiment == "priors" else f"{env} ({experiment})"
 
 
+def _budget(row: dict[str, str]) -> str:
+    """``seeds x env steps`` of one summary row (the seeds alone where it has no step count)."""
+    return f"{row['seeds']} x {int(float(row['env_steps'])):,}" if row.get("env_steps") else row["seeds"]
+
+
 def headline_rows(rows: Sequence[dict[str, str]]) -> list[list[str]]:
     """One line per (task, baseline): nppac against every other label of the same experiment
     and env, at the same seeds and budget as recorded. Door's AUC and "final" are of the success rate."""
@@ -93,10 +98,9 @@ def headline_rows(rows: Sequence[dict[str, str]]) -> list[list[str]]:
         for label, theirs in sorted(labels.items()):
             if label == METHOD:
                 continue
-            budget = f"{ours['seeds']} x {int(float(ours['env_steps'])):,}" if ours.get("env_steps") else ours["seeds"]
-            if (theirs["seeds"], theirs.get("env_steps")) != (ours["seeds"], ours.get("env_steps")):
-                steps = f"{int(float(theirs['env_steps'])):,}" if theirs.get("env_steps") else "?"
-                budget += f" (baseline {theirs['seeds']} x {steps})"
+            budget = _budget(ours)
+            if _budget(theirs) != budget:
+                budget += f" (baseline {_budget(theirs)})"
             a_ours, a_theirs = _interval(ours, auc_metric), _interval(theirs, auc_metric)
             f_ours, f_theirs = _interval(ours, final_metric), _interval(theirs, final_metric)
             out.append([_task(experiment, env) + (" (success)" if success else ""), label, budget,

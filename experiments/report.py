@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import SEEDS as PLAN_SEEDS  # noqa: E402
 from harness import markdown_table  # noqa: E402
 from priors import LABELS as PRIOR_LABELS  # noqa: E402
 
@@ -146,7 +147,6 @@ ROW_COLUMNS: dict[str, tuple[str, Callable[[dict[str, Any], list[str]], str]]] =
 }
 
 RLPD = "rlpd@num_critics=2,utd=1"  # RLPD at what this CPU affords
-PLAN_SEEDS = 3  # the plan's seeds per label (a key comparison may have more)
 PLANNED = ("nppac", "nppac+", "kl:mlp", "sac", RLPD)  # every task; the other priors and bc-sac on two
 # (task, JSON under results/, section, the command that trains one of its labels, the labels the plan asks for)
 PLAN: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
